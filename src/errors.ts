@@ -1,0 +1,72 @@
+/**
+ * The one catalogue of errors pgward reports to clients. Each has a SQLSTATE
+ * (https://www.postgresql.org/docs/current/errcodes-appendix.html) and a named
+ * constructor, so call sites never invent codes.
+ */
+
+export const Severity = { Error: 'ERROR', Fatal: 'FATAL' } as const;
+export type Severity = (typeof Severity)[keyof typeof Severity];
+
+export const SqlState = {
+  ProtocolViolation: '08P01',
+  ConnectionFailure: '08006',
+  SqlclientUnableToEstablishSqlconnection: '08001',
+  InvalidAuthorizationSpecification: '28000',
+  InvalidPassword: '28P01',
+  AdminShutdown: '57P01',
+  CannotConnectNow: '57P03',
+  FeatureNotSupported: '0A000',
+  InsufficientPrivilege: '42501',
+  TooManyConnections: '53300',
+  ProgramLimitExceeded: '54000',
+  InternalError: 'XX000',
+} as const;
+export type SqlState = (typeof SqlState)[keyof typeof SqlState];
+
+export interface PgwardError {
+  readonly severity: Severity;
+  readonly code: SqlState;
+  readonly message: string;
+  readonly detail?: string;
+  readonly hint?: string;
+}
+
+const fatal = (code: SqlState, message: string, extra: { detail?: string; hint?: string } = {}): PgwardError => ({
+  severity: Severity.Fatal,
+  code,
+  message,
+  ...extra,
+});
+
+export const Errors = {
+  protocolViolation: (message: string): PgwardError => fatal(SqlState.ProtocolViolation, message),
+  messageTooLarge: (size: number, limit: number): PgwardError =>
+    fatal(SqlState.ProtocolViolation, `message of ${size} bytes exceeds the limit of ${limit} bytes`),
+  tlsRequired: (): PgwardError =>
+    fatal(SqlState.InvalidAuthorizationSpecification, 'pgward requires an encrypted connection', {
+      hint: 'Connect with sslmode=require (or verify-full).',
+    }),
+  unsupportedProtocol: (major: number, minor: number): PgwardError =>
+    fatal(
+      SqlState.FeatureNotSupported,
+      `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`,
+    ),
+  directTlsWithoutAlpn: (): PgwardError =>
+    fatal(SqlState.ProtocolViolation, 'direct SSL connection requires ALPN protocol "postgresql"'),
+  upstreamUnavailable: (reason: string): PgwardError =>
+    fatal(SqlState.SqlclientUnableToEstablishSqlconnection, 'could not connect to the upstream database', {
+      detail: reason,
+    }),
+  upstreamLost: (): PgwardError =>
+    fatal(SqlState.ConnectionFailure, 'connection to the upstream database was lost'),
+  adminShutdown: (): PgwardError =>
+    fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command', {
+      detail: 'pgward is shutting down.',
+    }),
+  shuttingDown: (): PgwardError => fatal(SqlState.CannotConnectNow, 'pgward is shutting down'),
+  channelBindingUnavailable: (): PgwardError =>
+    fatal(SqlState.InvalidAuthorizationSpecification, 'the upstream offers no SASL mechanism pgward can relay', {
+      detail: 'SCRAM channel binding (SCRAM-SHA-256-PLUS) cannot cross a TLS-terminating proxy.',
+    }),
+  internal: (message: string): PgwardError => fatal(SqlState.InternalError, message),
+} as const;
