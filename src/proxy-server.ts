@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { CancelKeys } from './client/cancel-keys.js';
+import { readOpening } from './client/first-packet.js';
+import { Errors } from './errors.js';
+import type { Logger } from './log.js';
+import { encodeErrorResponse } from './protocol/backend-messages.js';
+import { Session } from './session/session.js';
+import { sendUpstreamCancel, type UpstreamTarget } from './upstream/connect.js';
+
+export interface ProxyServerOptions {
+  listen: { host: string; port: number };
+  tls: { cert?: string; key?: string; required: boolean; minVersion: tls.SecureVersion };
+  upstream: UpstreamTarget;
+  maxMessageSize: number;
+  log: Logger;
+}
+
+/**
+ * The listener and the set of live sessions: accepts connections, hands each to
+ * a Session, serves cancel requests, and shuts down gracefully.
+ */
+export class ProxyServer {
+  private readonly server: net.Server;
+  private readonly sessions = new Set<Session>();
+  private readonly cancelKeys = new CancelKeys();
+  private readonly secureContext: tls.SecureContext | undefined;
+  private stopping = false;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly options: ProxyServerOptions) {
+    const { cert, key, minVersion } = options.tls;
+    this.secureContext =
+      cert && key ? tls.createSecureContext({ cert: readFileSync(cert), key: readFileSync(key), minVersion }) : undefined;
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.listen.port, this.options.listen.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as net.AddressInfo;
+  }
+
+  /**
+   * Stops accepting, lets sessions finish for up to `graceMs`, then ends the
+   * rest with FATAL 57P01.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.sessions.size > 0) {
+      const allEnded = new Promise<void>((resolve) => {
+        this.drained = resolve;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([allEnded, deadline]);
+      clearTimeout(timer);
+      for (const session of [...this.sessions]) session.terminate();
+    }
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.on('error', (error) => this.options.log.debug('client socket error', { error: error.message }));
+    if (this.stopping) {
+      socket.end(encodeErrorResponse(Errors.shuttingDown()));
+      return;
+    }
+    void this.open(socket);
+  }
+
+  private async open(socket: net.Socket): Promise<void> {
+    const opening = await readOpening(socket, { secureContext: this.secureContext, required: this.options.tls.required });
+    if (opening.kind === 'cancel') return this.cancel(opening.processId, opening.secretKey);
+    if (opening.kind === 'closed') return;
+    if (this.stopping) {
+      opening.socket.end(encodeErrorResponse(Errors.shuttingDown()));
+      return;
+    }
+    const session = new Session(
+      opening,
+      { upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
+      (ended) => this.forget(ended),
+    );
+    this.sessions.add(session);
+    await session.run();
+  }
+
+  private forget(session: Session): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0) this.drained?.();
+  }
+
+  private async cancel(processId: number, secretKey: Buffer): Promise<void> {
+    const target = this.cancelKeys.lookup(processId, secretKey);
+    if (!target) {
+      this.options.log.debug('ignored cancel request with an unknown key', { processId });
+      return;
+    }
+    try {
+      await sendUpstreamCancel(this.options.upstream, target.processId, target.upstreamSecretKey);
+    } catch (error) {
+      this.options.log.warn('forwarding a cancel request failed', { processId, error: (error as Error).message });
+    }
+  }
+}

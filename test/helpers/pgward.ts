@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
+import { ProxyServer } from '../../src/proxy-server.js';
+import type { UpstreamTarget } from '../../src/upstream/connect.js';
+import type { TestServerInfo } from './test-servers.js';
+
+export interface PgwardUnderTest {
+  host: string;
+  port: number;
+  proxy: ProxyServer;
+  server: TestServerInfo;
+  /** TLS options for clients: trust the dev CA that signed pgward's certificate. */
+  ssl: { ca: string; servername: string };
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface PgwardTestOptions {
+  tlsRequired?: boolean;
+  upstreamTls?: UpstreamTarget['tlsMode'];
+  maxMessageSize?: number;
+  log?: Logger;
+}
+
+/** Runs a pgward proxy in this process in front of one of the test servers. */
+export async function startPgward(server: TestServerInfo, options: PgwardTestOptions = {}): Promise<PgwardUnderTest> {
+  const upstreamTls = options.upstreamTls ?? 'verify-full';
+  const proxy = new ProxyServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: { cert: server.certFile, key: server.keyFile, required: options.tlsRequired ?? true, minVersion: 'TLSv1.2' },
+    upstream: {
+      address: { host: 'localhost', port: server.port },
+      tlsMode: upstreamTls,
+      ca: readFileSync(server.caFile),
+      connectTimeoutMs: 5_000,
+    },
+    maxMessageSize: options.maxMessageSize ?? 2 ** 30,
+    log: options.log ?? (process.env.PGWARD_TEST_LOG ? createLogger('debug') : silentLogger),
+  });
+  const address: AddressInfo = await proxy.listen();
+  return {
+    host: '127.0.0.1',
+    port: address.port,
+    proxy,
+    server,
+    ssl: { ca: readFileSync(server.caFile, 'utf8'), servername: 'localhost' },
+    stop: (graceMs = 0) => proxy.stop(graceMs),
+  };
+}
+
+export type ClientConfig = pg.ClientConfig;
+
+/** A connected node-postgres client through pgward (or straight to the server with `direct`). */
+export async function connectPg(
+  target: PgwardUnderTest,
+  user: string,
+  password: string | undefined,
+  extra: Partial<pg.ClientConfig> & { direct?: boolean } = {},
+): Promise<pg.Client> {
+  const { direct, ...rest } = extra;
+  const client = new pg.Client({
+    host: target.host,
+    port: direct ? target.server.port : target.port,
+    user,
+    password,
+    database: 'app',
+    ssl: target.ssl,
+    ...rest,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** Runs a callback and returns the error it threw, failing if it did not throw. */
+export async function errorOf(action: () => Promise<unknown>): Promise<Error & { code?: string; severity?: string }> {
+  try {
+    await action();
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error('expected an error, but the action succeeded');
+}

@@ -1,0 +1,75 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '../../dist/cli.js');
+
+/** What `npm start` runs, started the same way, with its own state folder and free ports. */
+describe('npm start: the embedded default', () => {
+  let child: ChildProcess;
+  let stateDir: string;
+  let connectCommand = '';
+  let stderr = '';
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'pgward-start-'));
+    // The unprivileged PostgreSQL user must be able to enter the folder when tests run as root.
+    chmodSync(stateDir, 0o711);
+    child = spawn(process.execPath, [CLI, 'start'], {
+      env: { ...process.env, PGWARD_STATE_DIR: stateDir, PGWARD_LISTEN_PORT: '0', PGWARD_ADMIN_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    connectCommand = await new Promise<string>((resolve, reject) => {
+      let stdout = '';
+      const timer = setTimeout(() => reject(new Error(`no psql command printed within 90 s:\n${stderr}`)), 90_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const line = stdout.split('\n').find((l) => l.includes('psql "'));
+        if (line) {
+          clearTimeout(timer);
+          resolve(line.trim());
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`pgward exited with ${code}:\n${stderr}`)));
+    });
+  });
+
+  afterAll(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const shell = (sql: string) =>
+    run('bash', ['-c', `${connectCommand} -X -A -t -c "${sql}"`], { timeout: 30_000 }).then((r) => r.stdout.trim());
+
+  it('prints a psql command that connects with sslmode=require and reads the demo data', async () => {
+    expect(connectCommand).toMatch(/sslmode=require/);
+    const count = await shell('select count(*) from customers');
+    expect(Number(count)).toBeGreaterThan(0);
+    const ssl = await shell('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+    // The client link is TLS to pgward; pgward reaches its embedded server over a Unix socket.
+    expect(ssl).toBe('f');
+    const joined = await shell('select count(*) from orders o join customers c on c.id = o.customer_id');
+    expect(Number(joined)).toBeGreaterThan(0);
+  });
+
+  it('gives two psql sessions at once each its own backend', async () => {
+    const sleepAndPid = 'select pg_backend_pid() from pg_sleep(0.5)';
+    const [a, b] = await Promise.all([shell(sleepAndPid), shell(sleepAndPid)]);
+    expect(a).toMatch(/^\d+$/);
+    expect(b).toMatch(/^\d+$/);
+    expect(a).not.toBe(b);
+  });
+
+  it('stops cleanly on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toMatch(/"message":"stopped"/);
+  });
+});
