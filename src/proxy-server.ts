@@ -40,6 +40,13 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
+  /** Bytes held in write buffers across all sessions: bounded by backpressure. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const session of this.sessions) total += session.bufferedBytes;
+    return total;
+  }
+
   async listen(): Promise<net.AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

@@ -54,7 +54,7 @@ export async function runProxy(config: Config, log: Logger = createLogger()): Pr
   const admin = config.admin.enabled
     ? await startAdminServer(config.admin.host, config.admin.port, {
         ready: () => !stopping,
-        metrics: () => ({ pgward_sessions: proxy.sessionCount }),
+        metrics: () => ({ pgward_sessions: proxy.sessionCount, pgward_buffered_bytes: proxy.bufferedBytes }),
       })
     : undefined;
   log.info('pgward listening', {

@@ -62,6 +62,11 @@ export class Session {
     this.client.once('close', () => this.end('client closed'));
   }
 
+  /** Bytes pgward holds for this session in socket write buffers, both directions. */
+  get bufferedBytes(): number {
+    return this.client.writableLength + (this.upstream?.socket.writableLength ?? 0);
+  }
+
   async run(): Promise<void> {
     const { opening, context } = this;
     const client = opening.reader;
