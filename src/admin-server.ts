@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 export interface AdminStatus {
   ready(): boolean;
   metrics(): Record<string, number>;
+  /** Extra read-only JSON documents by path (e.g. the development issuer's JWKS). */
+  documents?: () => ReadonlyMap<string, unknown>;
 }
 
 /**
@@ -19,6 +21,8 @@ export async function startAdminServer(host: string, port: number, status: Admin
       const lines = Object.entries(status.metrics()).map(([name, value]) => `${name} ${value}`);
       return reply(response, 200, `${lines.join('\n')}\n`, 'text/plain; version=0.0.4');
     }
+    const document = path === undefined ? undefined : status.documents?.().get(path);
+    if (document !== undefined) return reply(response, 200, JSON.stringify(document), 'application/json');
     reply(response, 404, 'not found\n');
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { runProxy } from './start.js';
+import { mintDevToken, TOKEN_HELP, UsageError } from './token-command.js';
 
 const HELP = `pgward — a transparent, policy-enforcing PostgreSQL proxy
 
@@ -10,6 +11,7 @@ Usage:
   pgward start [--config pgward.yaml] [--listen host:port] [--upstream url]
       Run the proxy. Without a config file and without PGWARD_UPSTREAM_URL it runs
       in front of an embedded PostgreSQL 18 with demo data, and prints how to connect.
+  ${TOKEN_HELP.trim().split('\n').join('\n  ')}
   pgward version
   pgward --help
 
@@ -31,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'start') return start(rest);
+  if (command === 'token') return token(rest);
   process.stderr.write(`pgward: unknown command "${command}"\n\n${HELP}`);
   return EXIT_USAGE;
 }
@@ -76,6 +79,23 @@ async function start(args: string[]): Promise<number> {
     }
     process.stderr.write(`pgward: ${(error as Error).message}\n`);
     return 1;
+  }
+}
+
+async function token(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(TOKEN_HELP);
+    return 0;
+  }
+  try {
+    process.stdout.write(`${await mintDevToken(args)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`pgward token: ${(error as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    throw error;
   }
 }
 

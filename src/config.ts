@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { authConfigSchema } from './auth/oidc-config.js';
 
 /**
  * Typed settings: defaults < config file < PGWARD_* environment < command-line flags.
@@ -16,9 +17,17 @@ const port = z.number().int().min(0).max(65535);
 const ConfigSchema = z
   .object({
     listen: z
-      .object({ host: z.string().min(1).default('127.0.0.1'), port: port.default(6432) })
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(6432),
+        /** A sidecar listener: loopback only, and tokens may then arrive without TLS. */
+        sidecar: z.boolean().default(false),
+      })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .refine((l) => !l.sidecar || isLoopbackHost(l.host), {
+        message: 'sidecar: true requires a loopback host (127.0.0.1, ::1 or localhost)',
+      }),
     tls: z
       .object({
         cert: z.string().min(1).optional(),
@@ -43,13 +52,17 @@ const ConfigSchema = z
           .strict()
           .prefault({}),
         connectTimeoutMs: z.number().int().positive().default(10_000),
+        /** The role pgward logs in as when it authenticates clients itself (auth.mode: oidc). */
+        user: z.string().min(1).optional(),
+        password: z.string().optional(),
+        passwordFile: z.string().min(1).optional(),
       })
       .strict()
       .prefault({})
       .refine((u) => u.embedded !== (u.url !== undefined), {
         message: 'set exactly one of upstream.url or upstream.embedded: true',
       }),
-    auth: z.object({ mode: z.enum(['passthrough']).default('passthrough') }).strict().prefault({}),
+    auth: authConfigSchema.prefault({}),
     admin: z
       .object({
         enabled: z.boolean().default(true),
@@ -72,7 +85,12 @@ const ConfigSchema = z
     /** Where the embedded default keeps its database, credentials and dev certificates. */
     stateDir: z.string().min(1).default('.pgward'),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.auth.mode === 'oidc' && !config.upstream.embedded && config.upstream.user === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['upstream', 'user'], message: 'auth.mode oidc needs the role pgward logs in as' });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -96,6 +114,9 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [name: string, field: string, kind: 
   ['PGWARD_UPSTREAM_URL', 'upstream.url', 'string'],
   ['PGWARD_UPSTREAM_TLS_MODE', 'upstream.tls.mode', 'string'],
   ['PGWARD_UPSTREAM_TLS_CA', 'upstream.tls.ca', 'string'],
+  ['PGWARD_UPSTREAM_USER', 'upstream.user', 'string'],
+  ['PGWARD_UPSTREAM_PASSWORD', 'upstream.password', 'string'],
+  ['PGWARD_UPSTREAM_PASSWORD_FILE', 'upstream.passwordFile', 'string'],
   ['PGWARD_AUTH_MODE', 'auth.mode', 'string'],
   ['PGWARD_ADMIN_ENABLED', 'admin.enabled', 'boolean'],
   ['PGWARD_ADMIN_HOST', 'admin.host', 'string'],
@@ -150,6 +171,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // No upstream anywhere: the embedded default (what `npm start` runs).
   const upstream = (raw.upstream ?? {}) as Record<string, unknown>;
   if (upstream.url === undefined && upstream.embedded === undefined) setPath(raw, 'upstream.embedded', true);
+  // The embedded default shows the real thing: token logins from its development issuer.
+  if ((raw.upstream as Record<string, unknown>).embedded === true && raw.auth === undefined) {
+    raw.auth = { mode: 'oidc', oidc: { devIssuer: { enabled: true } } };
+  }
 
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
@@ -190,7 +215,12 @@ function resolvePaths(config: Config, base: string): void {
   config.tls.cert = abs(config.tls.cert);
   config.tls.key = abs(config.tls.key);
   config.upstream.tls.ca = abs(config.upstream.tls.ca);
+  config.upstream.passwordFile = abs(config.upstream.passwordFile);
   config.stateDir = abs(config.stateDir)!;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export interface UpstreamAddress {

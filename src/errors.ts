@@ -68,5 +68,20 @@ export const Errors = {
     fatal(SqlState.InvalidAuthorizationSpecification, 'the upstream offers no SASL mechanism pgward can relay', {
       detail: 'SCRAM channel binding (SCRAM-SHA-256-PLUS) cannot cross a TLS-terminating proxy.',
     }),
+  /** Every token failure looks the same to the client; the reason goes to the log (RFC 6750 §3.1 spirit). */
+  passwordFailed: (user: string): PgwardError =>
+    fatal(SqlState.InvalidPassword, `password authentication failed for user "${user}"`),
+  tokenOverPlaintext: (): PgwardError =>
+    fatal(SqlState.InvalidAuthorizationSpecification, 'tokens are accepted only over an encrypted connection', {
+      hint: 'Connect with sslmode=require (or verify-full).',
+    }),
+  invalidSaslMechanism: (): PgwardError =>
+    fatal(SqlState.ProtocolViolation, 'client selected an invalid SASL authentication mechanism'),
+  malformedOAuthBearer: (detail: string): PgwardError =>
+    fatal(SqlState.ProtocolViolation, 'malformed OAUTHBEARER message', { detail }),
+  sessionExpired: (why: string): PgwardError =>
+    fatal(SqlState.AdminShutdown, `terminating connection because ${why}`, {
+      hint: 'Reconnect with a fresh token.',
+    }),
   internal: (message: string): PgwardError => fatal(SqlState.InternalError, message),
 } as const;

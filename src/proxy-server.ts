@@ -6,10 +6,11 @@ import { readOpening } from './client/first-packet.js';
 import { Errors } from './errors.js';
 import type { Logger } from './log.js';
 import { encodeErrorResponse } from './protocol/backend-messages.js';
-import { Session } from './session/session.js';
+import { Session, type SessionAuth } from './session/session.js';
 import { sendUpstreamCancel, type UpstreamTarget } from './upstream/connect.js';
 
 export interface ProxyServerOptions {
+  auth: SessionAuth;
   listen: { host: string; port: number };
   tls: { cert?: string; key?: string; required: boolean; minVersion: tls.SecureVersion };
   upstream: UpstreamTarget;
@@ -86,7 +87,11 @@ export class ProxyServer {
       socket.end(encodeErrorResponse(Errors.shuttingDown()));
       return;
     }
-    void this.open(socket);
+    // A session's failure must never become an unhandled rejection that ends the process.
+    this.open(socket).catch((error: unknown) => {
+      this.options.log.error('session failed', { error: (error as Error).stack ?? String(error) });
+      socket.destroy();
+    });
   }
 
   private async open(socket: net.Socket): Promise<void> {
@@ -99,7 +104,7 @@ export class ProxyServer {
     }
     const session = new Session(
       opening,
-      { upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
+      { auth: this.options.auth, upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
       (ended) => this.forget(ended),
     );
     this.sessions.add(session);

@@ -60,7 +60,8 @@ const MAX_FAILURE_BACKOFF_MS = 5_000;
 
 /**
  * Public keys of one issuer. Keys are fetched lazily, refreshed when older
- * than maxAge, and refetched on an unknown `kid` at most once per cooldown;
+ * than maxAge, and refetched on an unknown `kid` at most once per cooldown (counted between
+ * unknown-kid refetches, so a rotation just after a routine fetch is seen);
  * concurrent callers share a single in-flight fetch.
  *
  * Only the configured (or discovered) jwks_uri is ever contacted: `jku`,
@@ -74,6 +75,8 @@ export class JwksCache {
   private inflight: Promise<Snapshot> | undefined;
   private resolvedJwksUri: string | undefined;
   private lastFailureAt: number | undefined;
+  /** When an unknown kid last caused a refetch: the cooldown runs from here, not from routine fetches. */
+  private lastUnknownKidRefreshAt: number | undefined;
   private readonly counters = { discoveryFetches: 0, jwksFetches: 0, failures: 0 };
 
   constructor(opts: JwksCacheOptions) {
@@ -113,7 +116,11 @@ export class JwksCache {
         snap = await this.inflight;
         return await snap.resolve(header, token);
       }
-      if (this.opts.now() - snap.fetchedAt < this.opts.cooldownMs) throw err;
+      // A key rotation right after a routine fetch still gets its one refetch; a
+      // flood of made-up kids gets one per cooldown, never one per token.
+      const now = this.opts.now();
+      if (this.lastUnknownKidRefreshAt !== undefined && now - this.lastUnknownKidRefreshAt < this.opts.cooldownMs) throw err;
+      this.lastUnknownKidRefreshAt = now;
       this.opts.log?.('info', 'jwks_refresh_unknown_kid', { issuer: this.issuer, kid: header.kid });
       snap = await this.refresh();
       return await snap.resolve(header, token);

@@ -85,6 +85,8 @@ export interface OidcConfig {
   terminateAtExpiry: boolean;
   throttle: ThrottleConfig;
   devIssuer?: { enabled: boolean };
+  /** Offer SASL OAUTHBEARER (PostgreSQL 18 libpq, RFC 7628) instead of a cleartext password prompt. */
+  oauthBearer: { enabled: boolean; scope: string; issuer?: string };
 }
 
 export interface AuthConfig {
@@ -237,6 +239,14 @@ export const oidcConfigSchema = z
     terminateAtExpiry: z.boolean().default(true),
     throttle: throttleSchema.prefault({}),
     devIssuer: z.strictObject({ enabled: z.boolean() }).optional(),
+    oauthBearer: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        scope: z.string().min(1).default('openid'),
+        /** The issuer advertised to clients for discovery; defaults to the first configured one. */
+        issuer: z.string().min(1).optional(),
+      })
+      .prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const dev = cfg.devIssuer?.enabled === true;
@@ -247,6 +257,10 @@ export const oidcConfigSchema = z
     }
     if (!dev && cfg.issuers.length === 0) {
       ctx.addIssue({ code: 'custom', message: 'at least one issuer is required (or enable devIssuer)', path: ['issuers'] });
+    }
+    const advertised = cfg.oauthBearer.issuer;
+    if (advertised !== undefined && !cfg.issuers.some((iss) => iss.issuer === advertised)) {
+      ctx.addIssue({ code: 'custom', message: `oauthBearer.issuer ${advertised} is not a configured issuer`, path: ['oauthBearer', 'issuer'] });
     }
     const seen = new Set<string>();
     cfg.issuers.forEach((iss, i) => {

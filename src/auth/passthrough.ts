@@ -1,17 +1,16 @@
 import type { X509Certificate } from 'node:crypto';
-import { serialize } from 'pg-protocol';
 import { Errors, type PgwardError } from '../errors.js';
 import {
   authenticationCode,
-  authenticationPayload,
   encodeAuthentication,
   encodeAuthenticationSASL,
   passwordMessageBody,
   saslMechanisms,
 } from '../protocol/backend-messages.js';
-import { AuthCode, Backend, Frontend } from '../protocol/codes.js';
-import { ProtocolError, type SocketReader } from '../session/socket-reader.js';
-import { ScramClient } from '../upstream/scram-client.js';
+import { AuthCode, Backend } from '../protocol/codes.js';
+import type { SocketReader } from '../session/socket-reader.js';
+import { performScram } from '../upstream/login.js';
+import { readPasswordFrame } from './password-frame.js';
 
 export interface PassthroughPeers {
   client: SocketReader;
@@ -83,57 +82,18 @@ export async function relayAuthentication(peers: PassthroughPeers): Promise<Pass
 }
 
 async function relayClientAnswer(peers: PassthroughPeers): Promise<void> {
-  peers.upstream.socket.write(await readClientAnswer(peers.client));
-}
-
-async function readClientAnswer(client: SocketReader): Promise<Buffer> {
-  const answer = await client.readMessage();
-  if (answer[0] !== Frontend.PasswordMessage) {
-    throw new ProtocolError(
-      Errors.protocolViolation(`expected password response, got message type ${answer[0]}`),
-    );
-  }
-  return answer;
+  peers.upstream.socket.write(await readPasswordFrame(peers.client));
 }
 
 /** Returns undefined once SCRAM succeeded (AuthenticationOk follows from the upstream). */
 async function scramOnBehalfOfClient(peers: PassthroughPeers, offered: string[]): Promise<PassthroughOutcome | undefined> {
-  const { client, upstream } = peers;
-  client.socket.write(encodeAuthentication(AuthCode.CleartextPassword));
-  const body = passwordMessageBody(await readClientAnswer(client));
-  const password = body.toString('utf8', 0, body.indexOf(0) >= 0 ? body.indexOf(0) : body.length);
-  let scram: ScramClient;
-  try {
-    scram = new ScramClient(password, offered, peers.upstreamCertificate);
-  } catch (error) {
-    return failed(Errors.channelBindingUnavailable(), (error as Error).message);
-  }
-  upstream.socket.write(serialize.sendSASLInitialResponseMessage(scram.mechanism, scram.clientFirstMessage()));
-
-  const serverFirst = await upstream.readMessage();
-  if (serverFirst[0] === Backend.ErrorResponse) return { kind: 'refused', errorFrame: serverFirst };
-  if (serverFirst[0] !== Backend.Authentication || authenticationCode(serverFirst) !== AuthCode.SASLContinue) {
-    return failed(Errors.protocolViolation('unexpected upstream SCRAM message'), 'expected SASLContinue');
-  }
-  let clientFinal: string;
-  try {
-    clientFinal = scram.clientFinalMessage(authenticationPayload(serverFirst).toString('utf8'));
-  } catch (error) {
-    return failed(Errors.protocolViolation('invalid SCRAM exchange with the upstream'), (error as Error).message);
-  }
-  upstream.socket.write(serialize.sendSCRAMClientFinalMessage(clientFinal));
-
-  const serverFinal = await upstream.readMessage();
-  if (serverFinal[0] === Backend.ErrorResponse) return { kind: 'refused', errorFrame: serverFinal };
-  if (serverFinal[0] !== Backend.Authentication || authenticationCode(serverFinal) !== AuthCode.SASLFinal) {
-    return failed(Errors.protocolViolation('unexpected upstream SCRAM message'), 'expected SASLFinal');
-  }
-  try {
-    scram.verifyServerFinal(authenticationPayload(serverFinal).toString('utf8'));
-  } catch (error) {
-    return failed(Errors.upstreamUnavailable('the upstream could not prove it knows the password'), (error as Error).message);
-  }
-  return undefined;
+  peers.client.socket.write(encodeAuthentication(AuthCode.CleartextPassword));
+  const body = passwordMessageBody(await readPasswordFrame(peers.client));
+  const end = body.indexOf(0);
+  const password = body.toString('utf8', 0, end >= 0 ? end : body.length);
+  const outcome = await performScram(peers.upstream, password, offered, peers.upstreamCertificate);
+  if (outcome?.kind === 'failed') return failed(Errors.upstreamUnavailable('SCRAM exchange with the upstream failed'), outcome.detail);
+  return outcome;
 }
 
 function failed(error: PgwardError, detail: string): PassthroughOutcome {

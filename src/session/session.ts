@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { passthroughIdentity, sessionDeadline, type Identity } from '../auth/identity.js';
+import type { OidcVerifier } from '../auth/oidc-verifier.js';
 import { relayAuthentication } from '../auth/passthrough.js';
+import { loginWithToken } from '../auth/token-login.js';
 import type { CancelKeys } from '../client/cancel-keys.js';
 import type { Opening } from '../client/first-packet.js';
 import { Errors, type PgwardError } from '../errors.js';
@@ -8,19 +11,39 @@ import type { Logger } from '../log.js';
 import {
   decodeBackendKeyData,
   decodeErrorFields,
+  encodeAuthentication,
   encodeBackendKeyData,
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
 } from '../protocol/backend-messages.js';
-import { Backend, FRONTEND_TYPES, Frontend, typeTable } from '../protocol/codes.js';
-import { encodeStartupMessage } from '../protocol/startup-packet.js';
+import { AuthCode, Backend, FRONTEND_TYPES, Frontend, typeTable } from '../protocol/codes.js';
+import { encodeStartupMessage, type StartupParameters } from '../protocol/startup-packet.js';
 import { describe, openUpstream, type UpstreamConnection, type UpstreamTarget } from '../upstream/connect.js';
+import { loginAsService } from '../upstream/login.js';
 import { Pump } from './pump.js';
 import { ConnectionClosed, ProtocolError, SocketReader } from './socket-reader.js';
 
 export type StartupOpening = Extract<Opening, { kind: 'startup' }>;
 
+/** How clients prove who they are. */
+export type SessionAuth =
+  /** The database authenticates the client; the identity is the startup user. */
+  | { mode: 'passthrough' }
+  /** pgward verifies a token, then logs in upstream with its own service role. */
+  | {
+      mode: 'oidc';
+      verifier: OidcVerifier;
+      maxTokenBytes: number;
+      oauthBearer: { issuer: string; scope: string } | undefined;
+      /** A sidecar listener on loopback may take tokens without TLS. */
+      plaintextAllowed: boolean;
+      service: { user: string; password: string | undefined };
+      terminateAtExpiry: boolean;
+      maxSessionLifetimeSeconds: number | undefined;
+    };
+
 export interface SessionContext {
+  auth: SessionAuth;
   upstream: UpstreamTarget;
   cancelKeys: CancelKeys;
   maxMessageSize: number;
@@ -31,6 +54,7 @@ export interface SessionContext {
 const BACKEND_WATCH = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery]);
 const NOTHING = typeTable([]);
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
  * One client session, and the only place that knows the order of the stages:
@@ -43,6 +67,9 @@ export class Session {
   private toClient: Pump | undefined;
   private releaseCancelKey: (() => void) | undefined;
   private upstreamSentFatal = false;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Who this session acts for, once authenticated. */
+  identity: Identity | undefined;
   private closing = false;
   /** Transaction status from the last ReadyForQuery ('I', 'T', 'E'). */
   transactionStatus = 0;
@@ -69,43 +96,124 @@ export class Session {
 
   async run(): Promise<void> {
     const { opening, context } = this;
-    const client = opening.reader;
     try {
       // We speak 3.0 and no protocol extensions; the client carries on with those (protocol §55.2.1).
       if (opening.minor > 0 || opening.protocolOptions.length > 0) {
         this.client.write(encodeNegotiateProtocolVersion(0, opening.protocolOptions));
       }
-      try {
-        this.upstream = await openUpstream(context.upstream);
-      } catch (error) {
-        context.log.warn('upstream connection failed', { upstream: describe(context.upstream.address), error: (error as Error).message });
-        return this.refuse(Errors.upstreamUnavailable((error as Error).message));
-      }
-      if (this.closing) return this.end('client closed');
-      const upstreamSocket = this.upstream.socket;
-      upstreamSocket.on('error', (error) => context.log.debug('upstream socket error', { error: error.message }));
-      upstreamSocket.once('close', () => this.onUpstreamClosed());
-      upstreamSocket.write(encodeStartupMessage(opening.parameters));
-      const upstream = new SocketReader(upstreamSocket, context.maxMessageSize);
-
-      const outcome = await relayAuthentication({
-        client,
-        clientEncrypted: opening.encrypted,
-        upstream,
-        upstreamCertificate: this.upstream.encrypted ? (upstreamSocket as TLSSocket).getPeerX509Certificate() : undefined,
-      });
-      if (outcome.kind === 'refused') return this.closeWith(outcome.errorFrame);
-      if (outcome.kind === 'failed') {
-        context.log.warn('authentication failed', { user: this.user, reason: outcome.detail });
-        return this.refuse(outcome.error);
-      }
+      const upstream = context.auth.mode === 'oidc' ? await this.startWithToken(context.auth) : await this.startPassthrough();
+      if (!upstream) return;
       if (!(await this.relayStartupTail(upstream))) return;
-      this.startRelay(client.detach(), upstream.detach());
+      this.startRelay(opening.reader.detach(), upstream.detach());
     } catch (error) {
       if (error instanceof ProtocolError) return this.refuse(error.error);
       if (!(error instanceof ConnectionClosed)) context.log.warn('session startup failed', { error: (error as Error).message });
       this.end('startup failed');
     }
+  }
+
+  /** Passthrough: the client's own startup goes upstream and the database authenticates it. */
+  private async startPassthrough(): Promise<SocketReader | undefined> {
+    const upstream = await this.connectUpstream(this.opening.parameters);
+    if (!upstream) return undefined;
+    const outcome = await relayAuthentication({
+      client: this.opening.reader,
+      clientEncrypted: this.opening.encrypted,
+      upstream,
+      upstreamCertificate: this.upstreamCertificate(),
+    });
+    if (outcome.kind === 'refused') return void this.closeWith(outcome.errorFrame);
+    if (outcome.kind === 'failed') {
+      this.context.log.warn('authentication failed', { user: this.user, reason: outcome.detail });
+      return void this.refuse(outcome.error);
+    }
+    this.identity = passthroughIdentity(this.user);
+    return upstream;
+  }
+
+  /**
+   * OIDC: verify the client's token first — nothing reaches the upstream for a
+   * client that fails — then log in upstream as pgward's service role.
+   */
+  private async startWithToken(auth: Extract<SessionAuth, { mode: 'oidc' }>): Promise<SocketReader | undefined> {
+    if (!this.opening.encrypted && !auth.plaintextAllowed) return void this.refuse(Errors.tokenOverPlaintext());
+    const login = await loginWithToken(this.opening.reader, {
+      verifier: auth.verifier,
+      startupUser: this.user,
+      remoteAddress: this.client.remoteAddress,
+      maxTokenBytes: auth.maxTokenBytes,
+      oauthBearer: auth.oauthBearer,
+    });
+    if (login.kind === 'discovery') return void this.end('oauth discovery');
+    if (login.kind === 'refused') {
+      this.context.log.warn('token refused', { user: this.user, address: this.client.remoteAddress, reason: login.reason, detail: login.detail });
+      return void this.refuse(login.error);
+    }
+    this.identity = login.identity;
+
+    // The upstream role comes from configuration, never from the client.
+    const parameters: Array<[string, string]> = this.opening.parameters
+      .filter(([name]) => name !== 'user' && name !== 'database')
+      .map(([name, value]) => [name, value]);
+    parameters.unshift(['user', auth.service.user], ['database', this.database]);
+    const upstream = await this.connectUpstream(parameters);
+    if (!upstream) return undefined;
+    const outcome = await loginAsService(upstream, auth.service, this.upstreamCertificate());
+    if (outcome.kind === 'refused') {
+      const fields = decodeErrorFields(outcome.errorFrame);
+      // Errors about the database itself (e.g. 3D000) help the client; our own credentials failing does not.
+      if (!fields.get('C')?.startsWith('28')) return void this.closeWith(outcome.errorFrame);
+      this.context.log.error('upstream refused the service login', { user: auth.service.user, error: fields.get('M') });
+      return void this.refuse(Errors.upstreamUnavailable('the upstream refused pgward\'s service login'));
+    }
+    if (outcome.kind === 'failed') {
+      this.context.log.error('service login failed', { user: auth.service.user, error: outcome.detail });
+      return void this.refuse(Errors.upstreamUnavailable('pgward could not log in to the upstream'));
+    }
+    this.client.write(encodeAuthentication(AuthCode.Ok));
+    this.armDeadline(auth);
+    return upstream;
+  }
+
+  private async connectUpstream(parameters: StartupParameters): Promise<SocketReader | undefined> {
+    try {
+      this.upstream = await openUpstream(this.context.upstream);
+    } catch (error) {
+      this.context.log.warn('upstream connection failed', { upstream: describe(this.context.upstream.address), error: (error as Error).message });
+      return void this.refuse(Errors.upstreamUnavailable((error as Error).message));
+    }
+    if (this.closing) return void this.end('client closed');
+    const socket = this.upstream.socket;
+    socket.on('error', (error) => this.context.log.debug('upstream socket error', { error: error.message }));
+    socket.once('close', () => this.onUpstreamClosed());
+    socket.write(encodeStartupMessage(parameters));
+    return new SocketReader(socket, this.context.maxMessageSize);
+  }
+
+  private upstreamCertificate() {
+    return this.upstream?.encrypted ? (this.upstream.socket as TLSSocket).getPeerX509Certificate() : undefined;
+  }
+
+  /** Ends the session when its token expires or its maximum lifetime is reached. */
+  private armDeadline(auth: Extract<SessionAuth, { mode: 'oidc' }>): void {
+    const deadline = sessionDeadline(this.identity!, {
+      connectedAt: Math.floor(Date.now() / 1000),
+      terminateAtExpiry: auth.terminateAtExpiry,
+      maxSessionLifetimeSeconds: auth.maxSessionLifetimeSeconds,
+    });
+    if (deadline === undefined) return;
+    const expiredByToken = deadline === this.identity!.expiresAt;
+    // setTimeout holds at most 2^31-1 ms; a longer deadline is re-armed when that fires.
+    const fire = (): void => {
+      const left = deadline * 1000 - Date.now();
+      if (left > 0) {
+        this.deadlineTimer = setTimeout(fire, Math.min(left, 2 ** 31 - 1));
+        return;
+      }
+      this.context.log.info('session deadline reached', { user: this.user, reason: expiredByToken ? 'token expired' : 'maximum lifetime' });
+      this.terminate(Errors.sessionExpired(expiredByToken ? 'the access token expired' : 'the session reached its maximum lifetime'));
+    };
+    fire();
   }
 
   /** After AuthenticationOk: ParameterStatus, BackendKeyData (with our own key), then ReadyForQuery. */
@@ -207,6 +315,7 @@ export class Session {
     this.closing = true;
     this.toUpstream?.stop();
     this.toClient?.stop();
+    clearTimeout(this.deadlineTimer);
     this.releaseCancelKey?.();
     const upstream = this.upstream?.socket;
     if (upstream && !upstream.destroyed) {
@@ -214,7 +323,11 @@ export class Session {
       if (this.toUpstream?.scanner.atBoundary) upstream.end(TERMINATE);
       else upstream.destroy();
     }
-    if (!this.client.destroyed && this.client.writableEnded === false && reason === 'client closed') this.client.destroy();
+    if (!this.client.destroyed) {
+      if (!this.client.writableEnded) this.client.end();
+      // A peer that never closes its side must not hold the socket (or a shutdown) forever.
+      setTimeout(() => this.client.destroy(), CLOSE_TIMEOUT_MS).unref();
+    }
     this.context.log.debug('session ended', { user: this.user, reason });
     this.onEnd(this);
   }

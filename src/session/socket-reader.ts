@@ -26,7 +26,8 @@ export class SocketReader {
 
   constructor(
     readonly socket: Duplex,
-    private readonly maxPacket: number,
+    /** Largest packet accepted; a stage may raise it (e.g. for a token) before reading. */
+    public maxPacket: number,
   ) {
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { ProxyServer } from '../../src/proxy-server.js';
+import type { SessionAuth } from '../../src/session/session.js';
 import type { UpstreamTarget } from '../../src/upstream/connect.js';
 import type { TestServerInfo } from './test-servers.js';
 
@@ -17,6 +18,7 @@ export interface PgwardUnderTest {
 }
 
 export interface PgwardTestOptions {
+  auth?: SessionAuth;
   tlsRequired?: boolean;
   upstreamTls?: UpstreamTarget['tlsMode'];
   maxMessageSize?: number;
@@ -27,6 +29,7 @@ export interface PgwardTestOptions {
 export async function startPgward(server: TestServerInfo, options: PgwardTestOptions = {}): Promise<PgwardUnderTest> {
   const upstreamTls = options.upstreamTls ?? 'verify-full';
   const proxy = new ProxyServer({
+    auth: options.auth ?? { mode: 'passthrough' },
     listen: { host: '127.0.0.1', port: 0 },
     tls: { cert: server.certFile, key: server.keyFile, required: options.tlsRequired ?? true, minVersion: 'TLSv1.2' },
     upstream: {

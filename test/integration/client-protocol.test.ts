@@ -5,6 +5,7 @@ import { RequestCode } from '../../src/protocol/codes.js';
 import { encodeCancelRequest, encodeRequest, encodeStartupMessage } from '../../src/protocol/startup-packet.js';
 import { connectPg, errorOf, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
 import { RawClient, typedFrame } from '../helpers/raw-client.js';
+import { startTcpHop } from '../helpers/tcp-hop.js';
 import { TEST_PASSWORDS } from '../helpers/test-servers.js';
 
 const TRUSTED: Array<[string, string]> = [['user', 'trust_user'], ['database', 'app']];
@@ -228,26 +229,18 @@ describe.each(inject('servers'))('session lifecycle (PostgreSQL $major upstream)
 
   it('reports a lost upstream link with 08006 and keeps serving others', async () => {
     // A TCP hop between pgward and the server that the test can cut.
-    const links = new Set<net.Socket>();
-    const hop = net.createServer((inbound) => {
-      const outbound = net.connect({ host: '127.0.0.1', port: server.port });
-      links.add(inbound).add(outbound);
-      inbound.pipe(outbound).pipe(inbound);
-      inbound.on('error', () => {});
-      outbound.on('error', () => {});
-    });
-    await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
-    const pgward = await startPgward({ ...server, port: (hop.address() as net.AddressInfo).port }, { upstreamTls: 'disable' });
+    const hop = await startTcpHop(server.port);
+    const pgward = await startPgward({ ...server, port: hop.port }, { upstreamTls: 'disable' });
     const client = await connectPg(pgward, 'scram_user', TEST_PASSWORDS.scram_user);
     const lost = new Promise<Error & { code?: string }>((resolve) => client.once('error', resolve));
-    for (const link of links) link.destroy();
+    hop.cutAll();
     const error = await lost;
     expect(error.code).toBe('08006');
     const again = await connectPg(pgward, 'scram_user', TEST_PASSWORDS.scram_user);
     expect((await again.query('select 1 as ok')).rows[0].ok).toBe(1);
     await again.end();
     await pgward.stop();
-    hop.close();
+    await hop.close();
   });
 });
 

@@ -29,10 +29,12 @@ describe('npm start: the embedded default', () => {
       const timer = setTimeout(() => reject(new Error(`no psql command printed within 90 s:\n${stderr}`)), 90_000);
       child.stdout!.on('data', (d: Buffer) => {
         stdout += d.toString();
-        const line = stdout.split('\n').find((l) => l.includes('psql "'));
-        if (line) {
+        const lines = stdout.split('\n');
+        const psqlAt = lines.findIndex((l) => l.includes('psql "'));
+        if (psqlAt > 0) {
           clearTimeout(timer);
-          resolve(line.trim());
+          // The token line and the psql line, exactly as printed for a person to paste.
+          resolve(`${lines[psqlAt - 1]!.trim()}; ${lines[psqlAt]!.trim()}`);
         }
       });
       child.once('exit', (code) => reject(new Error(`pgward exited with ${code}:\n${stderr}`)));
@@ -45,10 +47,14 @@ describe('npm start: the embedded default', () => {
   });
 
   const shell = (sql: string) =>
-    run('bash', ['-c', `${connectCommand} -X -A -t -c "${sql}"`], { timeout: 30_000 }).then((r) => r.stdout.trim());
+    run('bash', ['-c', `${connectCommand} -X -A -t -c "${sql}"`], { timeout: 30_000, cwd: join(import.meta.dirname, '../..') }).then((r) =>
+      r.stdout.trim(),
+    );
 
   it('prints a psql command that connects with sslmode=require and reads the demo data', async () => {
+    expect(connectCommand).toMatch(/export PGPASSWORD="\$\(npx pgward token --sub alice/);
     expect(connectCommand).toMatch(/sslmode=require/);
+    expect(await shell('select current_user')).toBe('pgward_admin');
     const count = await shell('select count(*) from customers');
     expect(Number(count)).toBeGreaterThan(0);
     const ssl = await shell('select ssl from pg_stat_ssl where pid = pg_backend_pid()');

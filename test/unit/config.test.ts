@@ -25,7 +25,10 @@ describe('loadConfig', () => {
   it('runs the embedded default when nothing names an upstream', () => {
     const config = loadConfig({ env: {} });
     expect(config.upstream.embedded).toBe(true);
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 6432 });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 6432, sidecar: false });
+    // The embedded default logs people in with tokens from its development issuer.
+    expect(config.auth.mode).toBe('oidc');
+    expect(config.auth.oidc?.devIssuer?.enabled).toBe(true);
     expect(config.tls.required).toBe(true);
     expect(config.limits.maxMessageSize).toBe(2 ** 30);
   });
@@ -58,6 +61,15 @@ shutdown: { graceSeconds: 5 }
     expect(config.listen.port).toBe(7100);
     expect(config.tls.required).toBe(false);
     expect(config.upstream.url).toBe('postgres://c:3');
+  });
+
+  it('requires the service role for oidc with a real upstream, and a loopback host for sidecars', () => {
+    const noRole = configError(() =>
+      loadConfig({ file: configFile('upstream: { url: "postgres://a" }\nauth: { mode: oidc, oidc: { issuers: [{ issuer: "https://idp.example", audience: pgward }] } }'), env: {} }),
+    );
+    expect(noRole.field).toBe('upstream.user');
+    const sidecar = configError(() => loadConfig({ file: configFile('listen: { host: 0.0.0.0, sidecar: true }'), env: {} }));
+    expect(sidecar.field).toBe('listen');
   });
 
   it('names the field and the reason for invalid settings', () => {
