@@ -1,0 +1,65 @@
+import { Frontend } from './codes.js';
+
+/**
+ * Decoders and encoders for the frontend messages a stage rewrites: Query and
+ * Parse. Everything else a client sends is relayed as raw bytes.
+ */
+
+export interface ParseMessage {
+  /** Prepared statement name; '' is the unnamed statement. */
+  name: string;
+  query: string;
+  /** Parameter type OIDs as the client declared them (0 = unspecified). */
+  parameterTypes: readonly number[];
+}
+
+/** The SQL text of a Query message (protocol §55.7). */
+export function decodeQuery(frame: Buffer): string {
+  const end = frame.indexOf(0, 5);
+  return frame.toString('utf8', 5, end < 0 ? frame.length : end);
+}
+
+export function encodeQuery(sql: string): Buffer {
+  const text = Buffer.from(`${sql}\0`, 'utf8');
+  const frame = Buffer.allocUnsafe(5 + text.length);
+  frame[0] = Frontend.Query;
+  frame.writeInt32BE(4 + text.length, 1);
+  text.copy(frame, 5);
+  return frame;
+}
+
+/** Returns undefined for a malformed Parse (the caller refuses it). */
+export function decodeParse(frame: Buffer): ParseMessage | undefined {
+  const nameEnd = frame.indexOf(0, 5);
+  if (nameEnd < 0) return undefined;
+  const queryEnd = frame.indexOf(0, nameEnd + 1);
+  if (queryEnd < 0 || queryEnd + 3 > frame.length) return undefined;
+  const count = frame.readInt16BE(queryEnd + 1);
+  if (count < 0 || queryEnd + 3 + count * 4 !== frame.length) return undefined;
+  const parameterTypes: number[] = [];
+  for (let i = 0; i < count; i++) parameterTypes.push(frame.readUInt32BE(queryEnd + 3 + i * 4));
+  return {
+    name: frame.toString('utf8', 5, nameEnd),
+    query: frame.toString('utf8', nameEnd + 1, queryEnd),
+    parameterTypes,
+  };
+}
+
+export function encodeParse(message: ParseMessage): Buffer {
+  const name = Buffer.from(`${message.name}\0`, 'utf8');
+  const query = Buffer.from(`${message.query}\0`, 'utf8');
+  const length = 4 + name.length + query.length + 2 + message.parameterTypes.length * 4;
+  const frame = Buffer.allocUnsafe(1 + length);
+  frame[0] = Frontend.Parse;
+  frame.writeInt32BE(length, 1);
+  let pos = 5;
+  pos += name.copy(frame, pos);
+  pos += query.copy(frame, pos);
+  frame.writeInt16BE(message.parameterTypes.length, pos);
+  pos += 2;
+  for (const oid of message.parameterTypes) {
+    frame.writeUInt32BE(oid, pos);
+    pos += 4;
+  }
+  return frame;
+}
