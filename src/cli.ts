@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { runProxy } from './start.js';
 import { mintDevToken, TOKEN_HELP, UsageError } from './token-command.js';
+import { policyCommand, POLICY_HELP } from './policy-command.js';
 
 const HELP = `pgward — a transparent, policy-enforcing PostgreSQL proxy
 
@@ -12,6 +13,7 @@ Usage:
       Run the proxy. Without a config file and without PGWARD_UPSTREAM_URL it runs
       in front of an embedded PostgreSQL 18 with demo data, and prints how to connect.
   ${TOKEN_HELP.trim().split('\n').join('\n  ')}
+  ${POLICY_HELP.trim().split('\n').join('\n  ')}
   pgward version
   pgward --help
 
@@ -34,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'start') return start(rest);
   if (command === 'token') return token(rest);
+  if (command === 'policy') return policy(rest);
   process.stderr.write(`pgward: unknown command "${command}"\n\n${HELP}`);
   return EXIT_USAGE;
 }
@@ -79,6 +82,22 @@ async function start(args: string[]): Promise<number> {
     }
     process.stderr.write(`pgward: ${(error as Error).message}\n`);
     return 1;
+  }
+}
+
+async function policy(args: string[]): Promise<number> {
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(POLICY_HELP);
+    return args.length === 0 ? EXIT_USAGE : 0;
+  }
+  try {
+    return await policyCommand(args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`pgward policy: ${(error as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    throw error;
   }
 }
 

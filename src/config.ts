@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { authConfigSchema } from './auth/oidc-config.js';
@@ -82,6 +83,18 @@ const ConfigSchema = z
       .object({ graceSeconds: z.number().min(0).default(30) })
       .strict()
       .prefault({}),
+    policies: z
+      .object({
+        /** Folder of policy YAML files; unset means no policy enforcement (a transparent proxy). */
+        dir: z.string().min(1).optional(),
+        /** The search_path restricted sessions are pinned to, as PostgreSQL writes it. */
+        searchPath: z.array(z.string().min(1)).min(1).default(['"$user"', 'public']),
+        planCacheSize: z.number().int().min(1).default(10_000),
+        catalogMaxAgeSeconds: z.number().min(0).default(60),
+        watch: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     /** Where the embedded default keeps its database, credentials and dev certificates. */
     stateDir: z.string().min(1).default('.pgward'),
   })
@@ -93,6 +106,9 @@ const ConfigSchema = z
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** The demo policies that ship with pgward, for the embedded default. */
+export const DEMO_POLICIES_DIR = fileURLToPath(new URL('../policies', import.meta.url));
 
 export class ConfigError extends Error {
   constructor(
@@ -124,6 +140,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [name: string, field: string, kind: 
   ['PGWARD_MAX_MESSAGE_SIZE', 'limits.maxMessageSize', 'number'],
   ['PGWARD_SHUTDOWN_GRACE_SECONDS', 'shutdown.graceSeconds', 'number'],
   ['PGWARD_STATE_DIR', 'stateDir', 'string'],
+  ['PGWARD_POLICIES_DIR', 'policies.dir', 'string'],
 ];
 
 export const ENV_VARIABLES = ENV_OVERRIDES.map(([name, field]) => ({ name, field }));
@@ -175,6 +192,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if ((raw.upstream as Record<string, unknown>).embedded === true && raw.auth === undefined) {
     raw.auth = { mode: 'oidc', oidc: { devIssuer: { enabled: true } } };
   }
+  // ... and enforces the demo policies shipped with pgward.
+  const policies = (raw.policies ?? {}) as Record<string, unknown>;
+  if ((raw.upstream as Record<string, unknown>).embedded === true && policies.dir === undefined) {
+    setPath(raw, 'policies.dir', DEMO_POLICIES_DIR);
+  }
 
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
@@ -216,6 +238,7 @@ function resolvePaths(config: Config, base: string): void {
   config.tls.key = abs(config.tls.key);
   config.upstream.tls.ca = abs(config.upstream.tls.ca);
   config.upstream.passwordFile = abs(config.upstream.passwordFile);
+  config.policies.dir = abs(config.policies.dir);
   config.stateDir = abs(config.stateDir)!;
 }
 

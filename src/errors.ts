@@ -83,5 +83,26 @@ export const Errors = {
     fatal(SqlState.AdminShutdown, `terminating connection because ${why}`, {
       hint: 'Reconnect with a fresh token.',
     }),
+  /** A statement refused by policy or by the rewrite stage; the session goes on (severity ERROR). */
+  statementRefused: (code: string, message: string, detail?: string): PgwardError => ({
+    severity: Severity.Error,
+    code: code as SqlState,
+    message,
+    ...(detail ? { detail } : {}),
+  }),
+  /** Fast-path function calls name functions by OID: nothing pgward can check, so restricted identities may not use them. */
+  functionCallRefused: (): PgwardError => ({
+    severity: Severity.Error,
+    code: SqlState.InsufficientPrivilege,
+    message: 'the fast-path function call protocol is not available to restricted identities',
+  }),
+  searchPathPinned: (): PgwardError =>
+    fatal(SqlState.InsufficientPrivilege, 'search_path is pinned by pgward for restricted identities', {
+      detail: 'Remove search_path from the connection options.',
+    }),
+  unsafeSessionSetting: (name: string, value: string | undefined, required: string): PgwardError =>
+    fatal(SqlState.FeatureNotSupported, `restricted identities need ${name} = ${required} (the session has ${value ?? 'none'})`, {
+      hint: `Connect with ${name}=${required}.`,
+    }),
   internal: (message: string): PgwardError => fatal(SqlState.InternalError, message),
 } as const;

@@ -6,11 +6,13 @@ import { readOpening } from './client/first-packet.js';
 import { Errors } from './errors.js';
 import type { Logger } from './log.js';
 import { encodeErrorResponse } from './protocol/backend-messages.js';
-import { Session, type SessionAuth } from './session/session.js';
+import { Session, type PolicyRuntime, type SessionAuth } from './session/session.js';
 import { sendUpstreamCancel, type UpstreamTarget } from './upstream/connect.js';
 
 export interface ProxyServerOptions {
   auth: SessionAuth;
+  /** Absent: no policy enforcement, every session is relayed untouched. */
+  policies?: PolicyRuntime;
   listen: { host: string; port: number };
   tls: { cert?: string; key?: string; required: boolean; minVersion: tls.SecureVersion };
   upstream: UpstreamTarget;
@@ -46,6 +48,11 @@ export class ProxyServer {
     let total = 0;
     for (const session of this.sessions) total += session.bufferedBytes;
     return total;
+  }
+
+  /** Policies were reloaded: every live session re-decides under them. */
+  policiesChanged(): void {
+    for (const session of this.sessions) session.policiesChanged();
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -104,7 +111,7 @@ export class ProxyServer {
     }
     const session = new Session(
       opening,
-      { auth: this.options.auth, upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
+      { auth: this.options.auth, policies: this.options.policies, upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
       (ended) => this.forget(ended),
     );
     this.sessions.add(session);

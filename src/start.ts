@@ -4,9 +4,13 @@ import { startAdminServer } from './admin-server.js';
 import { DEV_ISSUER_DEFAULT_AUDIENCE, DEV_ISSUER_PATH, DevIssuer } from './auth/dev-issuer.js';
 import type { IssuerConfig } from './auth/oidc-config.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
-import type { SessionAuth } from './session/session.js';
+import type { PolicyRuntime, SessionAuth } from './session/session.js';
+import { PolicyStore } from './policy/store.js';
+import { loadSqlParser } from './policy/row-filter.js';
+import { CatalogCache } from './rewrite/catalog-cache.js';
+import { PlanCache } from './rewrite/plan-cache.js';
 import { DEV_ISSUER_STATE, devIssuerDir } from './token-command.js';
-import { ConfigError, parseUpstreamUrl, type Config } from './config.js';
+import { ConfigError, DEMO_POLICIES_DIR, parseUpstreamUrl, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { ProxyServer } from './proxy-server.js';
 import { startEmbeddedDefault, type EmbeddedDefault } from './upstream/demo-database.js';
@@ -14,6 +18,7 @@ import type { UpstreamTarget } from './upstream/connect.js';
 
 interface Running {
   proxy: ProxyServer;
+  policies: PolicyRuntime | undefined;
   admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
   /** Flips readiness to false so load balancers stop sending new clients. */
   markStopping(): void;
@@ -35,10 +40,14 @@ export async function runProxy(config: Config, log: Logger = createLogger()): Pr
     await embedded?.server.stop();
     throw error;
   }
+  const reloadOnHangup = (): void => void running.policies?.store.reload();
+  process.on('SIGHUP', reloadOnHangup);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  process.off('SIGHUP', reloadOnHangup);
+  running.policies?.store.close();
   running.markStopping();
   log.info('shutting down', { signal, graceSeconds: config.shutdown.graceSeconds });
   await running.proxy.stop(config.shutdown.graceSeconds * 1000);
@@ -59,10 +68,17 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
 
   let documents = new Map<string, unknown>();
   const state: { proxy?: ProxyServer; stopping: boolean } = { stopping: false };
+  const policies = await policyRuntime(config, log);
   const admin = config.admin.enabled
     ? await startAdminServer(config.admin.host, config.admin.port, {
         ready: () => !state.stopping && state.proxy !== undefined,
-        metrics: () => ({ pgward_sessions: state.proxy?.sessionCount ?? 0, pgward_buffered_bytes: state.proxy?.bufferedBytes ?? 0 }),
+        metrics: () => ({
+          pgward_sessions: state.proxy?.sessionCount ?? 0,
+          pgward_buffered_bytes: state.proxy?.bufferedBytes ?? 0,
+          pgward_plan_cache_hits_total: policies?.planCache.hits ?? 0,
+          pgward_plan_cache_misses_total: policies?.planCache.misses ?? 0,
+          pgward_plan_cache_entries: policies?.planCache.size ?? 0,
+        }),
         documents: () => documents,
       })
     : undefined;
@@ -73,6 +89,7 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
     });
     const proxy = new ProxyServer({
       auth,
+      policies,
       listen: config.listen,
       tls: { cert: tlsFiles.cert, key: tlsFiles.key, required: config.tls.required, minVersion: config.tls.minVersion },
       upstream: target,
@@ -81,10 +98,12 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
     });
     const address = await proxy.listen();
     state.proxy = proxy;
+    policies?.store.onChange(() => proxy.policiesChanged());
     log.info('pgward listening', { host: address.address, port: address.port, auth: auth.mode, admin: adminBase });
     if (embedded) printConnectHelp(embedded, address.port, config, auth.mode);
     return {
       proxy,
+      policies,
       admin,
       markStopping: () => {
         state.stopping = true;
@@ -92,8 +111,23 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
     };
   } catch (error) {
     await admin?.close();
+    policies?.store.close();
     throw error;
   }
+}
+
+/** Policies, when a folder is configured: loaded (invalid ones stop startup), watched, and the caches they use. */
+async function policyRuntime(config: Config, log: Logger): Promise<PolicyRuntime | undefined> {
+  if (config.policies.dir === undefined) return undefined;
+  await loadSqlParser();
+  const store = await PolicyStore.open(config.policies.dir, log);
+  if (config.policies.watch) store.watch();
+  return {
+    store,
+    searchPath: config.policies.searchPath,
+    planCache: new PlanCache(config.policies.planCacheSize),
+    catalogs: new CatalogCache(config.policies.catalogMaxAgeSeconds * 1000),
+  };
 }
 
 function upstreamTarget(config: Config, embedded: EmbeddedDefault | undefined): UpstreamTarget {
@@ -179,22 +213,35 @@ function printConnectHelp(embedded: EmbeddedDefault, port: number, config: Confi
   const host = loopbackFor(config.listen.host);
   const conninfo = (user: string) => `"host=${host} port=${port} dbname=${embedded.database} user=${user} sslmode=require"`;
   const stateFlag = path.resolve(config.stateDir) === path.resolve('.pgward') ? '' : ` --state-dir '${path.resolve(config.stateDir)}'`;
-  const lines =
-    mode === 'oidc'
-      ? [
-          'Log in with a token from the development issuer (the user name is the token subject):',
-          '',
-          `  export PGPASSWORD="$(npx pgward token --sub alice${stateFlag})"`,
-          `  psql ${conninfo('alice')}`,
-        ]
-      : ['Connect with psql:', '', `  PGPASSWORD='${embedded.password}' psql ${conninfo(embedded.user)}`];
+  const login = (user: string, flags: string) => [
+    `  export PGPASSWORD="$(npx pgward token --sub ${user}${flags}${stateFlag})"`,
+    `  psql ${conninfo(user)}`,
+  ];
+  const demoPolicies = config.policies.dir === DEMO_POLICIES_DIR;
+  let lines: string[];
+  if (mode !== 'oidc') {
+    lines = ['Connect with psql:', '', `  PGPASSWORD='${embedded.password}' psql ${conninfo(embedded.user)}`];
+  } else if (demoPolicies) {
+    lines = [
+      `The demo policies in ${config.policies.dir} protect it. Log in with a token from the`,
+      'development issuer as the password (the user name is the token subject).',
+      '',
+      'As an administrator (raw data):',
+      ...login('alice', ' --groups dba'),
+      '',
+      'As an analyst in region eu (masked values, eu customers only, no card numbers):',
+      ...login('bob', ' --groups analyst --claim region=eu'),
+    ];
+  } else {
+    lines = ['Log in with a token from the development issuer (the user name is the token subject):', '', ...login('alice', '')];
+  }
   process.stdout.write(
     [
       '',
       'pgward is running in front of an embedded PostgreSQL 18 with demo data.',
       ...lines,
       '',
-      'Then try: SELECT full_name, email, ssn, region FROM customers LIMIT 5;',
+      'Then try: SELECT full_name, email, ssn, region, salary FROM customers LIMIT 5;',
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

@@ -104,6 +104,13 @@ export function decodeErrorFields(frame: Buffer): Map<string, string> {
   return fields;
 }
 
+/** Name and value of a ParameterStatus message. */
+export function decodeParameterStatus(frame: Buffer): [name: string, value: string] {
+  const nameEnd = frame.indexOf(0, 5);
+  const valueEnd = frame.indexOf(0, nameEnd + 1);
+  return [frame.toString('utf8', 5, nameEnd), frame.toString('utf8', nameEnd + 1, valueEnd)];
+}
+
 /** The body of a PasswordMessage / SASL response, without type and length. */
 export function passwordMessageBody(frame: Buffer): Buffer {
   return frame.subarray(5);

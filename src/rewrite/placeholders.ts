@@ -11,10 +11,11 @@
  *   missing claim   → the whole filter becomes `false` (fail closed)
  */
 import type { Node, TypeName } from 'libpg-query';
-import { Deparser } from 'pgsql-deparser';
 import type { Identity } from '../auth/identity.js';
+import { deparseExpression } from './deparse.js';
 import { compileRowFilter, resolvePlaceholder, type CompiledRowFilter, type PlaceholderValue } from '../policy/row-filter.js';
 
+export { deparseExpression } from './deparse.js';
 export {
   compileRowFilter,
   loadSqlParser,
@@ -120,26 +121,3 @@ function substituteParams(node: unknown, literals: readonly Node[]): unknown {
   return out;
 }
 
-type DeparseContext = Parameters<Deparser['TypeCast']>[1];
-
-/**
- * pgsql-deparser prints `x::pg_catalog.text` as `x::text`, which re-parses as
- * an unqualified (search_path-resolved) type. Casts to pg_catalog types are
- * printed in CAST(... AS pg_catalog.t) form instead, so the text re-parses to
- * the same tree.
- */
-class QualifiedCastDeparser extends Deparser {
-  override TypeCast(node: Parameters<Deparser['TypeCast']>[0], context: DeparseContext): string {
-    const names = node.typeName?.names ?? [];
-    const first = names[0];
-    if (names.length === 2 && first && 'String' in first && first.String.sval === 'pg_catalog' && node.arg && node.typeName) {
-      return `CAST(${this.visit(node.arg, context)} AS ${this.TypeName(node.typeName, context)})`;
-    }
-    return super.TypeCast(node, context);
-  }
-}
-
-/** SQL text for an expression tree, on one line. */
-export function deparseExpression(node: Node): string {
-  return new QualifiedCastDeparser(node, { pretty: false }).deparseQuery();
-}

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import {
   decodeBackendKeyData,
   decodeErrorFields,
+  decodeParameterStatus,
   encodeAuthentication,
   encodeBackendKeyData,
   encodeErrorResponse,
@@ -20,6 +21,14 @@ import { AuthCode, Backend, FRONTEND_TYPES, Frontend, typeTable } from '../proto
 import { encodeStartupMessage, type StartupParameters } from '../protocol/startup-packet.js';
 import { describe, openUpstream, type UpstreamConnection, type UpstreamTarget } from '../upstream/connect.js';
 import { loginAsService } from '../upstream/login.js';
+import { runInternalQuery } from '../upstream/internal-query.js';
+import { createPolicyContext, isUnrestricted, type PolicyContext } from '../policy/decide.js';
+import type { PolicyBundle } from '../policy/load.js';
+import type { PolicyStore } from '../policy/store.js';
+import { buildCatalog, CATALOG_SQL } from '../rewrite/catalog.js';
+import type { CatalogCache } from '../rewrite/catalog-cache.js';
+import type { PlanCache } from '../rewrite/plan-cache.js';
+import { StatementGuard } from '../rewrite/statement-guard.js';
 import { Pump } from './pump.js';
 import { ConnectionClosed, ProtocolError, SocketReader } from './socket-reader.js';
 
@@ -42,8 +51,18 @@ export type SessionAuth =
       maxSessionLifetimeSeconds: number | undefined;
     };
 
+/** What restricted sessions need: policies, the pinned search_path, shared caches. */
+export interface PolicyRuntime {
+  store: PolicyStore;
+  /** The pinned search_path as PostgreSQL writes it (may hold "$user"). */
+  searchPath: readonly string[];
+  planCache: PlanCache;
+  catalogs: CatalogCache;
+}
+
 export interface SessionContext {
   auth: SessionAuth;
+  policies: PolicyRuntime | undefined;
   upstream: UpstreamTarget;
   cancelKeys: CancelKeys;
   maxMessageSize: number;
@@ -53,6 +72,9 @@ export interface SessionContext {
 /** Backend messages the relay looks at: errors (to notice FATALs) and ReadyForQuery (idle or not). */
 const BACKEND_WATCH = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery]);
 const NOTHING = typeTable([]);
+/** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
+const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall]);
+const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete]);
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -70,6 +92,12 @@ export class Session {
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Who this session acts for, once authenticated. */
   identity: Identity | undefined;
+  /** Present when policies restrict this identity: decides every statement. */
+  guard: StatementGuard | undefined;
+  /** The policy context of a restricted identity, decided as soon as the identity is known. */
+  private restriction: { policy: PolicyContext; bundle: PolicyBundle } | undefined;
+  /** ParameterStatus values the server reported at startup. */
+  private readonly serverParameters = new Map<string, string>();
   private closing = false;
   /** Transaction status from the last ReadyForQuery ('I', 'T', 'E'). */
   transactionStatus = 0;
@@ -103,7 +131,11 @@ export class Session {
       }
       const upstream = context.auth.mode === 'oidc' ? await this.startWithToken(context.auth) : await this.startPassthrough();
       if (!upstream) return;
-      if (!(await this.relayStartupTail(upstream))) return;
+      const ready = await this.relayStartupTail(upstream);
+      if (!ready) return;
+      // Policies are settled before the client hears it may send queries.
+      this.guard = await this.restrict(upstream);
+      this.client.write(ready);
       this.startRelay(opening.reader.detach(), upstream.detach());
     } catch (error) {
       if (error instanceof ProtocolError) return this.refuse(error.error);
@@ -114,7 +146,10 @@ export class Session {
 
   /** Passthrough: the client's own startup goes upstream and the database authenticates it. */
   private async startPassthrough(): Promise<SocketReader | undefined> {
-    const upstream = await this.connectUpstream(this.opening.parameters);
+    // In passthrough the identity is the startup user, known before the upstream is.
+    this.identity = passthroughIdentity(this.user);
+    this.restriction = this.restrictionFor(this.identity);
+    const upstream = await this.connectUpstream(this.pinnedParameters(this.opening.parameters));
     if (!upstream) return undefined;
     const outcome = await relayAuthentication({
       client: this.opening.reader,
@@ -127,7 +162,6 @@ export class Session {
       this.context.log.warn('authentication failed', { user: this.user, reason: outcome.detail });
       return void this.refuse(outcome.error);
     }
-    this.identity = passthroughIdentity(this.user);
     return upstream;
   }
 
@@ -150,13 +184,14 @@ export class Session {
       return void this.refuse(login.error);
     }
     this.identity = login.identity;
+    this.restriction = this.restrictionFor(this.identity);
 
     // The upstream role comes from configuration, never from the client.
     const parameters: Array<[string, string]> = this.opening.parameters
       .filter(([name]) => name !== 'user' && name !== 'database')
       .map(([name, value]) => [name, value]);
     parameters.unshift(['user', auth.service.user], ['database', this.database]);
-    const upstream = await this.connectUpstream(parameters);
+    const upstream = await this.connectUpstream(this.pinnedParameters(parameters));
     if (!upstream) return undefined;
     const outcome = await loginAsService(upstream, auth.service, this.upstreamCertificate());
     if (outcome.kind === 'refused') {
@@ -216,8 +251,11 @@ export class Session {
     fire();
   }
 
-  /** After AuthenticationOk: ParameterStatus, BackendKeyData (with our own key), then ReadyForQuery. */
-  private async relayStartupTail(upstream: SocketReader): Promise<boolean> {
+  /**
+   * After AuthenticationOk: ParameterStatus and BackendKeyData (with our own key)
+   * go to the client; the final ReadyForQuery is returned, not yet sent.
+   */
+  private async relayStartupTail(upstream: SocketReader): Promise<Buffer | undefined> {
     for (;;) {
       const frame = await upstream.readMessage();
       switch (frame[0]) {
@@ -233,35 +271,113 @@ export class Session {
         }
         case Backend.ErrorResponse:
           this.closeWith(frame);
-          return false;
+          return undefined;
         case Backend.ReadyForQuery:
           this.transactionStatus = frame[5]!;
-          this.client.write(frame);
-          return true;
+          return frame;
         case Backend.NegotiateProtocolVersion:
           continue; // we asked for plain 3.0; nothing to tell the client
+        case Backend.ParameterStatus: {
+          const [name, value] = decodeParameterStatus(frame);
+          this.serverParameters.set(name, value);
+          this.client.write(frame);
+          continue;
+        }
         default:
           this.client.write(frame);
       }
     }
   }
 
+  /** The policy context when policies restrict this identity; undefined when they do not (or there are none). */
+  private restrictionFor(identity: Identity): { policy: PolicyContext; bundle: PolicyBundle } | undefined {
+    const runtime = this.context.policies;
+    if (!runtime) return undefined;
+    const { bundle, version } = runtime.store.current;
+    const policy = createPolicyContext(bundle, identity, version);
+    return isUnrestricted(policy) ? undefined : { policy, bundle };
+  }
+
+  /**
+   * The startup parameters sent upstream. A restricted session gets the pinned
+   * search_path as a startup parameter — so RESET and DISCARD ALL return to it —
+   * and may not choose its own.
+   */
+  private pinnedParameters(parameters: StartupParameters): StartupParameters {
+    const runtime = this.context.policies;
+    if (!this.restriction || !runtime) return parameters;
+    if (setsSearchPath(parameters)) throw new ProtocolError(Errors.searchPathPinned());
+    return [...parameters, ['search_path', runtime.searchPath.join(', ')]];
+  }
+
+  /**
+   * For a restricted identity: checks that the server reads statements as
+   * pgward parsed them, makes sure a catalog snapshot exists, and returns the
+   * guard that will decide every statement. Runs on the upstream connection
+   * before the client hears it may send queries.
+   */
+  private async restrict(upstream: SocketReader): Promise<StatementGuard | undefined> {
+    const runtime = this.context.policies;
+    const restriction = this.restriction;
+    if (!runtime || !restriction) return undefined;
+    // pgward parses statements as UTF-8 with standard strings; a server reading the
+    // same bytes otherwise (SJIS, backslash escapes) would run a different statement.
+    const encoding = this.serverParameters.get('client_encoding');
+    if (encoding !== 'UTF8' && encoding !== 'SQL_ASCII') throw new ProtocolError(Errors.unsafeSessionSetting('client_encoding', encoding, 'UTF8'));
+    const strings = this.serverParameters.get('standard_conforming_strings');
+    if (strings !== 'on') throw new ProtocolError(Errors.unsafeSessionSetting('standard_conforming_strings', strings, 'on'));
+
+    let catalog = runtime.catalogs.fresh(this.database);
+    if (!catalog) {
+      catalog = buildCatalog(await runInternalQuery(upstream, CATALOG_SQL));
+      runtime.catalogs.store(this.database, catalog);
+    }
+    const upstreamRole = this.context.auth.mode === 'oidc' ? this.context.auth.service.user : this.user;
+    return new StatementGuard({
+      policy: restriction.policy,
+      bundle: restriction.bundle,
+      identity: this.identity!,
+      catalog,
+      searchPath: runtime.searchPath.map((schema) => (schema === '"$user"' || schema === '$user' ? upstreamRole : unquote(schema))),
+      planCache: runtime.planCache,
+      log: this.context.log,
+      onCatalogChange: () => runtime.catalogs.markStale(this.database),
+    });
+  }
+
+  /**
+   * New policies took effect. A guarded session decides its next statements
+   * under them; a session that was unrestricted but now is not cannot be
+   * guarded mid-stream, so it ends and the client reconnects under the new rules.
+   */
+  policiesChanged(): void {
+    const runtime = this.context.policies;
+    if (!runtime || !this.identity || this.closing) return;
+    const { bundle, version } = runtime.store.current;
+    const policy = createPolicyContext(bundle, this.identity, version);
+    if (this.guard) this.guard.updatePolicy(policy, bundle);
+    else if (!isUnrestricted(policy)) this.terminate(Errors.sessionExpired('the policies for this identity changed'));
+  }
+
   private startRelay(fromClient: Buffer, fromUpstream: Buffer): void {
     const upstreamSocket = this.upstream!.socket;
     const maxMessageSize = this.context.maxMessageSize;
+    const guard = this.guard;
     this.toUpstream = new Pump(this.client, upstreamSocket, {
       maxMessageSize,
       validTypes: FRONTEND_TYPES,
-      watch: NOTHING,
-      onFrame: () => undefined,
+      watch: guard ? GUARDED_FRONTEND : NOTHING,
+      onFrame: guard ? guard.onClientFrame : () => undefined,
       onInvalid: (error) => this.refuseMidSession(error),
     });
     this.toClient = new Pump(upstreamSocket, this.client, {
       maxMessageSize,
-      watch: BACKEND_WATCH,
+      watch: guard ? GUARDED_BACKEND : BACKEND_WATCH,
       onFrame: (type, frame) => {
         if (type === Backend.ReadyForQuery) this.transactionStatus = frame[5]!;
+        else if (type === Backend.CommandComplete) guard?.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
         else if (isFatal(frame)) this.upstreamSentFatal = true;
+        else if (guard) return guard.onServerError(frame);
         return undefined;
       },
       onInvalid: (error) => this.refuseMidSession(error),
@@ -331,6 +447,15 @@ export class Session {
     this.context.log.debug('session ended', { user: this.user, reason });
     this.onEnd(this);
   }
+}
+
+/** Whether the client tried to choose its own search_path at startup (directly or in `options`). */
+function setsSearchPath(parameters: StartupParameters): boolean {
+  return parameters.some(([name, value]) => name === 'search_path' || (name === 'options' && /search_path/i.test(value)));
+}
+
+function unquote(identifier: string): string {
+  return identifier.startsWith('"') && identifier.endsWith('"') ? identifier.slice(1, -1).replace(/""/g, '"') : identifier.toLowerCase();
 }
 
 function isFatal(frame: Buffer): boolean {

@@ -168,10 +168,22 @@ const INSERT_ORDER = `
 INSERT INTO orders (customer_id, amount, status, ordered_at)
 VALUES ($1, $2, $3, $4)`;
 
-/** Creates the tables if missing and fills them only while customers is empty, so restarts never duplicate rows. */
 async function seedDemoDatabase(connect: Connect, log: (msg: string) => void): Promise<void> {
   const client = connect(DATABASE);
   await client.connect();
+  try {
+    await seedDemoData(client, log);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates the demo tables if missing and fills them only while customers is
+ * empty, so restarts never duplicate rows. Takes a connected client to the
+ * database to fill (tests seed their own databases with it).
+ */
+export async function seedDemoData(client: pg.Client, log: (msg: string) => void = () => {}): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query(SCHEMA_SQL);
@@ -195,14 +207,12 @@ async function seedDemoDatabase(connect: Connect, log: (msg: string) => void): P
       for (const o of orders) {
         await client.query(INSERT_ORDER, [ids[o.customer], o.amount, o.status, o.orderedAt]);
       }
-      log(`seeded ${DATABASE}: ${customers.length} customers, ${orders.length} orders`);
+      log(`seeded ${client.database ?? 'demo'}: ${customers.length} customers, ${orders.length} orders`);
     }
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
-  } finally {
-    await client.end();
   }
 }
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { ProxyServer } from '../../src/proxy-server.js';
-import type { SessionAuth } from '../../src/session/session.js';
+import type { PolicyRuntime, SessionAuth } from '../../src/session/session.js';
 import type { UpstreamTarget } from '../../src/upstream/connect.js';
 import type { TestServerInfo } from './test-servers.js';
 
@@ -19,6 +19,7 @@ export interface PgwardUnderTest {
 
 export interface PgwardTestOptions {
   auth?: SessionAuth;
+  policies?: PolicyRuntime;
   tlsRequired?: boolean;
   upstreamTls?: UpstreamTarget['tlsMode'];
   maxMessageSize?: number;
@@ -30,6 +31,7 @@ export async function startPgward(server: TestServerInfo, options: PgwardTestOpt
   const upstreamTls = options.upstreamTls ?? 'verify-full';
   const proxy = new ProxyServer({
     auth: options.auth ?? { mode: 'passthrough' },
+    policies: options.policies,
     listen: { host: '127.0.0.1', port: 0 },
     tls: { cert: server.certFile, key: server.keyFile, required: options.tlsRequired ?? true, minVersion: 'TLSv1.2' },
     upstream: {

@@ -151,3 +151,22 @@ async function createRoles(info: TestServerInfo): Promise<void> {
     await client.end();
   }
 }
+
+/**
+ * A fresh database on a test server (dropped first if a previous run left it),
+ * and a superuser client connected to it, for a test file's own schema.
+ */
+export async function freshDatabase(server: TestServerInfo, name: string): Promise<pg.Client> {
+  const superuser = { host: '127.0.0.1', port: server.port, user: server.superuser, password: server.superuserPassword };
+  const admin = new pg.Client({ ...superuser, database: 'postgres' });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const client = new pg.Client({ ...superuser, database: name });
+  await client.connect();
+  return client;
+}

@@ -12,7 +12,8 @@ const CLI = join(import.meta.dirname, '../../dist/cli.js');
 describe('npm start: the embedded default', () => {
   let child: ChildProcess;
   let stateDir: string;
-  let connectCommand = '';
+  /** The token and psql lines printed for each persona, exactly as a person would paste them. */
+  let logins: { admin: string; analyst: string } = { admin: '', analyst: '' };
   let stderr = '';
 
   beforeAll(async () => {
@@ -24,17 +25,17 @@ describe('npm start: the embedded default', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    connectCommand = await new Promise<string>((resolve, reject) => {
+    logins = await new Promise((resolve, reject) => {
       let stdout = '';
-      const timer = setTimeout(() => reject(new Error(`no psql command printed within 90 s:\n${stderr}`)), 90_000);
+      const timer = setTimeout(() => reject(new Error(`no psql commands printed within 90 s:\n${stderr}`)), 90_000);
       child.stdout!.on('data', (d: Buffer) => {
         stdout += d.toString();
         const lines = stdout.split('\n');
-        const psqlAt = lines.findIndex((l) => l.includes('psql "'));
-        if (psqlAt > 0) {
+        const psqlAt = lines.flatMap((l, i) => (l.includes('psql "') ? [i] : []));
+        if (psqlAt.length === 2) {
           clearTimeout(timer);
-          // The token line and the psql line, exactly as printed for a person to paste.
-          resolve(`${lines[psqlAt - 1]!.trim()}; ${lines[psqlAt]!.trim()}`);
+          const login = (at: number) => `${lines[at - 1]!.trim()}; ${lines[at]!.trim()}`;
+          resolve({ admin: login(psqlAt[0]!), analyst: login(psqlAt[1]!) });
         }
       });
       child.once('exit', (code) => reject(new Error(`pgward exited with ${code}:\n${stderr}`)));
@@ -46,14 +47,14 @@ describe('npm start: the embedded default', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  const shell = (sql: string) =>
-    run('bash', ['-c', `${connectCommand} -X -A -t -c "${sql}"`], { timeout: 30_000, cwd: join(import.meta.dirname, '../..') }).then((r) =>
+  const shell = (sql: string, login = logins.admin) =>
+    run('bash', ['-c', `${login} -X -A -t -c "${sql}"`], { timeout: 30_000, cwd: join(import.meta.dirname, '../..') }).then((r) =>
       r.stdout.trim(),
     );
 
   it('prints a psql command that connects with sslmode=require and reads the demo data', async () => {
-    expect(connectCommand).toMatch(/export PGPASSWORD="\$\(npx pgward token --sub alice/);
-    expect(connectCommand).toMatch(/sslmode=require/);
+    expect(logins.admin).toMatch(/export PGPASSWORD="\$\(npx pgward token --sub alice --groups dba/);
+    expect(logins.admin).toMatch(/sslmode=require/);
     expect(await shell('select current_user')).toBe('pgward_admin');
     const count = await shell('select count(*) from customers');
     expect(Number(count)).toBeGreaterThan(0);
@@ -62,6 +63,20 @@ describe('npm start: the embedded default', () => {
     expect(ssl).toBe('f');
     const joined = await shell('select count(*) from orders o join customers c on c.id = o.customer_id');
     expect(Number(joined)).toBeGreaterThan(0);
+  });
+
+  it('shows the analyst persona masked values of eu customers only', async () => {
+    const rows = (await shell('select ssn, email, region, salary from customers', logins.analyst)).split('\n');
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const [ssn, email, region, salary] = row.split('|');
+      expect(ssn).toMatch(/^XXX-XX-\d{4}$/);
+      expect(email).toMatch(/^xxxxx@/);
+      expect(region).toBe('eu');
+      expect(salary).toBe('');
+    }
+    const refused = await shell('select card_number from customers', logins.analyst).catch((e: { stderr: string }) => e.stderr);
+    expect(refused).toMatch(/card numbers are not readable through pgward/);
   });
 
   it('gives two psql sessions at once each its own backend', async () => {

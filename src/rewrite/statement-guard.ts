@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import type { Identity } from '../auth/identity.js';
+import { Errors, type PgwardError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { contextKey, type PolicyContext } from '../policy/decide.js';
+import type { PolicyBundle } from '../policy/load.js';
+import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend-messages.js';
+import { Frontend } from '../protocol/codes.js';
+import type { FrameVerdict } from '../protocol/frame-scanner.js';
+import { decodeParse, decodeQuery, encodeParse, encodeQuery } from '../protocol/frontend-messages.js';
+import type { Catalog } from './catalog.js';
+import { PlanCache, planKey } from './plan-cache.js';
+import { planRewrite, type RewriteDecision } from './plan.js';
+
+export interface GuardContext {
+  policy: PolicyContext;
+  bundle: PolicyBundle;
+  identity: Identity;
+  catalog: Catalog;
+  searchPath: readonly string[];
+  planCache: PlanCache;
+  log: Logger;
+  /** Told about statements that may change the catalog (DDL), so snapshots get refreshed. */
+  onCatalogChange: () => void;
+}
+
+/** Commands after which the catalog snapshot may be out of date. */
+const DDL_COMMAND = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SECURITY LABEL|IMPORT FOREIGN SCHEMA|REFRESH)/;
+
+/**
+ * The rewrite stage as the session sees it: for a restricted identity, every
+ * Query and Parse is decided before it goes upstream — forwarded, replaced by
+ * its rewritten text, or refused. A refused statement is replaced by a marker
+ * that the server rejects as a syntax error, so the server itself answers in
+ * the right place of a pipeline and aborts a transaction block exactly as a
+ * real error would; the guard then swaps that error for its own.
+ */
+export class StatementGuard {
+  private readonly pending = new Map<string, PgwardError>();
+  private readonly markerPrefix = `pgward_denied_${randomBytes(6).toString('hex')}_`;
+  private sequence = 0;
+  private context: string;
+
+  constructor(private readonly guard: GuardContext) {
+    this.context = contextKey(guard.policy);
+  }
+
+  /** New policies took effect: later statements are decided under them. */
+  updatePolicy(policy: PolicyContext, bundle: PolicyBundle): void {
+    this.guard.policy = policy;
+    this.guard.bundle = bundle;
+    this.context = contextKey(policy);
+  }
+
+  /** Whether a refused statement's error is still on its way back. */
+  get awaitingErrors(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Client → upstream, for Query, Parse and FunctionCall frames. */
+  readonly onClientFrame = (type: number, frame: Buffer): FrameVerdict => {
+    if (type === Frontend.Query) {
+      const sql = decodeQuery(frame);
+      const decision = this.decide(sql, 'simple');
+      if (decision.kind === 'forward') return undefined;
+      if (decision.kind === 'rewrite') return encodeQuery(decision.sql);
+      return encodeQuery(this.refuse(denial(decision), sql));
+    }
+    if (type === Frontend.Parse) {
+      const parse = decodeParse(frame);
+      if (!parse) return encodeQuery(this.refuse(Errors.statementRefused('08P01', 'invalid Parse message'), ''));
+      const decision = this.decide(parse.query, 'extended');
+      if (decision.kind === 'forward') return undefined;
+      if (decision.kind === 'rewrite') return encodeParse({ ...parse, query: decision.sql });
+      return encodeParse({ name: parse.name, query: this.refuse(denial(decision), parse.query), parameterTypes: [] });
+    }
+    // FunctionCall: the server answers a Query with ErrorResponse + ReadyForQuery, as it would the call.
+    return encodeQuery(this.refuse(Errors.functionCallRefused(), 'FunctionCall'));
+  };
+
+  /** Upstream → client ErrorResponse frames: a marker's syntax error becomes the refusal it stands for. */
+  readonly onServerError = (frame: Buffer): FrameVerdict => {
+    if (this.pending.size === 0) return undefined;
+    const message = decodeErrorFields(frame).get('M') ?? '';
+    const at = message.indexOf(this.markerPrefix);
+    if (at < 0) return undefined;
+    const marker = /^[a-z0-9_]+/.exec(message.slice(at))![0];
+    const error = this.pending.get(marker);
+    if (!error) return undefined;
+    this.pending.delete(marker);
+    return encodeErrorResponse(error);
+  };
+
+  /** After a statement completed: DDL may have changed what the catalog holds. */
+  readonly onCommandComplete = (tag: string): void => {
+    if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
+  };
+
+  private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {
+    const { guard } = this;
+    const key = planKey({ context: this.context, catalog: guard.catalog.version, searchPath: guard.searchPath, protocol, sql });
+    return guard.planCache.lookup(key, () =>
+      planRewrite({
+        sql,
+        protocol,
+        policy: guard.policy,
+        bundle: guard.bundle,
+        identity: guard.identity,
+        catalog: guard.catalog,
+        searchPath: guard.searchPath,
+      }),
+    );
+  }
+
+  private refuse(error: PgwardError, sql: string): string {
+    const marker = `${this.markerPrefix}${this.sequence++}`;
+    this.pending.set(marker, error);
+    // The statement text may carry personal data in literals: it is for the access log, not this one.
+    this.guard.log.info('statement refused', { user: this.guard.identity.user, code: error.code, reason: error.message, bytes: sql.length });
+    return marker;
+  }
+}
+
+function denial(decision: Extract<RewriteDecision, { kind: 'deny' }>): PgwardError {
+  return Errors.statementRefused(decision.sqlstate, decision.message, decision.detail);
+}
