@@ -33,6 +33,9 @@ export class ProxyServer {
   private drained: (() => void) | undefined;
 
   constructor(private readonly options: ProxyServerOptions) {
+    options.policies?.catalogs.onUpdate((database, catalog) => {
+      for (const session of this.sessions) session.catalogUpdated(database, catalog);
+    });
     const { cert, key, minVersion } = options.tls;
     this.secureContext =
       cert && key ? tls.createSecureContext({ cert: readFileSync(cert), key: readFileSync(key), minVersion }) : undefined;

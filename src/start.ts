@@ -7,7 +7,8 @@ import { OidcVerifier } from './auth/oidc-verifier.js';
 import type { PolicyRuntime, SessionAuth } from './session/session.js';
 import { PolicyStore } from './policy/store.js';
 import { loadSqlParser } from './policy/row-filter.js';
-import { CatalogCache } from './rewrite/catalog-cache.js';
+import { CatalogCache, type CatalogLoader } from './rewrite/catalog-cache.js';
+import { loadCatalogAsService } from './upstream/catalog-loader.js';
 import { PlanCache } from './rewrite/plan-cache.js';
 import { DEV_ISSUER_STATE, devIssuerDir } from './token-command.js';
 import { ConfigError, DEMO_POLICIES_DIR, parseUpstreamUrl, type Config } from './config.js';
@@ -68,7 +69,7 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
 
   let documents = new Map<string, unknown>();
   const state: { proxy?: ProxyServer; stopping: boolean } = { stopping: false };
-  const policies = await policyRuntime(config, log);
+  const policies = await policyRuntime(config, log, catalogLoader(config, embedded));
   const admin = config.admin.enabled
     ? await startAdminServer(config.admin.host, config.admin.port, {
         ready: () => !state.stopping && state.proxy !== undefined,
@@ -98,7 +99,11 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
     });
     const address = await proxy.listen();
     state.proxy = proxy;
-    policies?.store.onChange(() => proxy.policiesChanged());
+    policies?.store.onChange(() => {
+      proxy.policiesChanged();
+      // Policies may name tables the snapshots were not read for: refresh them too.
+      policies.catalogs.markAllStale();
+    });
     log.info('pgward listening', { host: address.address, port: address.port, auth: auth.mode, admin: adminBase });
     if (embedded) printConnectHelp(embedded, address.port, config, auth.mode);
     return {
@@ -117,7 +122,7 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
 }
 
 /** Policies, when a folder is configured: loaded (invalid ones stop startup), watched, and the caches they use. */
-async function policyRuntime(config: Config, log: Logger): Promise<PolicyRuntime | undefined> {
+async function policyRuntime(config: Config, log: Logger, loader: CatalogLoader | undefined): Promise<PolicyRuntime | undefined> {
   if (config.policies.dir === undefined) return undefined;
   await loadSqlParser();
   const store = await PolicyStore.open(config.policies.dir, log);
@@ -126,8 +131,20 @@ async function policyRuntime(config: Config, log: Logger): Promise<PolicyRuntime
     store,
     searchPath: config.policies.searchPath,
     planCache: new PlanCache(config.policies.planCacheSize),
-    catalogs: new CatalogCache(config.policies.catalogMaxAgeSeconds * 1000),
+    catalogs: new CatalogCache(config.policies.catalogMaxAgeSeconds * 1000, loader, (database, error) =>
+      log.warn('catalog refresh failed; sessions keep their snapshot', { database, error: error.message }),
+    ),
   };
+}
+
+/** With a service login of its own (OIDC mode), pgward refreshes catalogs in the background. */
+function catalogLoader(config: Config, embedded: EmbeddedDefault | undefined): CatalogLoader | undefined {
+  if (config.auth.mode !== 'oidc') return undefined;
+  const target = upstreamTarget(config, embedded);
+  const service = embedded
+    ? { user: embedded.user, password: embedded.password }
+    : { user: config.upstream.user!, password: upstreamPassword(config) };
+  return (database) => loadCatalogAsService(target, service, database);
 }
 
 function upstreamTarget(config: Config, embedded: EmbeddedDefault | undefined): UpstreamTarget {

@@ -24,6 +24,9 @@ export interface GuardContext {
   onCatalogChange: () => void;
 }
 
+/** undefined_table, undefined_column, datatype_mismatch: what a stale snapshot causes. */
+const STALE_CATALOG_CODES: ReadonlySet<string> = new Set(['42P01', '42703', '42804']);
+
 /** Commands after which the catalog snapshot may be out of date. */
 const DDL_COMMAND = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SECURITY LABEL|IMPORT FOREIGN SCHEMA|REFRESH)/;
 
@@ -43,6 +46,11 @@ export class StatementGuard {
 
   constructor(private readonly guard: GuardContext) {
     this.context = contextKey(guard.policy);
+  }
+
+  /** A fresher catalog snapshot of this session's database: later statements resolve against it. */
+  updateCatalog(catalog: Catalog): void {
+    this.guard.catalog = catalog;
   }
 
   /** New policies took effect: later statements are decided under them. */
@@ -80,8 +88,11 @@ export class StatementGuard {
 
   /** Upstream → client ErrorResponse frames: a marker's syntax error becomes the refusal it stands for. */
   readonly onServerError = (frame: Buffer): FrameVerdict => {
+    const fields = decodeErrorFields(frame);
+    // A relation or column the snapshot believed in is gone (or new): time for a fresh catalog.
+    if (STALE_CATALOG_CODES.has(fields.get('C') ?? '')) this.guard.onCatalogChange();
     if (this.pending.size === 0) return undefined;
-    const message = decodeErrorFields(frame).get('M') ?? '';
+    const message = fields.get('M') ?? '';
     const at = message.indexOf(this.markerPrefix);
     if (at < 0) return undefined;
     const marker = /^[a-z0-9_]+/.exec(message.slice(at))![0];

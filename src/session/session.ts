@@ -25,7 +25,7 @@ import { runInternalQuery } from '../upstream/internal-query.js';
 import { createPolicyContext, isUnrestricted, type PolicyContext } from '../policy/decide.js';
 import type { PolicyBundle } from '../policy/load.js';
 import type { PolicyStore } from '../policy/store.js';
-import { buildCatalog, CATALOG_SQL } from '../rewrite/catalog.js';
+import { buildCatalog, CATALOG_SQL, type Catalog } from '../rewrite/catalog.js';
 import type { CatalogCache } from '../rewrite/catalog-cache.js';
 import type { PlanCache } from '../rewrite/plan-cache.js';
 import { StatementGuard } from '../rewrite/statement-guard.js';
@@ -343,6 +343,11 @@ export class Session {
       log: this.context.log,
       onCatalogChange: () => runtime.catalogs.markStale(this.database),
     });
+  }
+
+  /** A fresher snapshot of some database's catalog: a guarded session of that database moves to it. */
+  catalogUpdated(database: string, catalog: Catalog): void {
+    if (database === this.database) this.guard?.updateCatalog(catalog);
   }
 
   /**

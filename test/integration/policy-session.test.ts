@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { loadSqlParser } from '../../src/policy/row-filter.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { CatalogCache } from '../../src/rewrite/catalog-cache.js';
+import { loadCatalogAsService } from '../../src/upstream/catalog-loader.js';
 import { PlanCache } from '../../src/rewrite/plan-cache.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
@@ -59,11 +60,19 @@ insert into customers values
 grant select on customers to scram_user;
 `;
 
+const SERVICE = { user: 'scram_user', password: TEST_PASSWORDS.scram_user };
+
 const SECRETS = ['111-22-3333', '222-33-4444', '999-88-7777', 'ada@', 'bo@', 'cy@', '4111', 'Cy Us'];
 
 function expectNoSecrets(value: unknown): void {
   const text = JSON.stringify(value);
   for (const secret of SECRETS) expect(text).not.toContain(secret);
+}
+
+async function freshlyConnected(server: TestServerInfo): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port: server.port, user: server.superuser, password: server.superuserPassword, database: DATABASE });
+  await client.connect();
+  return client;
 }
 
 describe.each(inject('servers'))('policies through real clients (PostgreSQL $major)', (server: TestServerInfo) => {
@@ -85,7 +94,10 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
       store: await PolicyStore.open(policyDir, silentLogger),
       searchPath: ['"$user"', 'public'],
       planCache: new PlanCache(1000),
-      catalogs: new CatalogCache(60_000),
+      // As in OIDC mode: pgward refreshes snapshots over its own service login.
+      catalogs: new CatalogCache(60_000, (database) =>
+        loadCatalogAsService({ address: { host: '127.0.0.1', port: server.port }, tlsMode: 'disable', connectTimeoutMs: 5_000 }, SERVICE, database),
+      ),
     };
     const config = parseOidcConfig({ issuers: [{ issuer: provider.issuer, audience: 'pgward' }], throttle: { maxFailures: 10_000 } });
     pgward = await startPgward(server, {
@@ -97,7 +109,7 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
         maxTokenBytes: config.maxTokenBytes,
         oauthBearer: undefined,
         plaintextAllowed: false,
-        service: { user: 'scram_user', password: TEST_PASSWORDS.scram_user },
+        service: SERVICE,
         terminateAtExpiry: true,
         maxSessionLifetimeSeconds: undefined,
       },
@@ -255,6 +267,23 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
     await a.end();
     writeFileSync(join(policyDir, 'policies.yaml'), POLICIES);
     await runtime.store.reload();
+  });
+
+  it('moves an open session to a fresh catalog after DDL elsewhere', async () => {
+    const a = await analyst();
+    expect((await a.query('select count(*)::int as n from customers')).rows[0].n).toBe(2);
+    const owner = await freshlyConnected(server);
+    await owner.query('alter table customers add column nickname text');
+    await owner.query("update customers set nickname = 'n-' || id");
+    await owner.end();
+    // The first statement fails on the unknown column and triggers a refresh; the session then sees it.
+    let rows: Array<{ nickname: string }> = [];
+    for (let attempt = 0; attempt < 50 && rows.length === 0; attempt++) {
+      rows = await a.query('select nickname from customers order by id').then((r) => r.rows, () => []);
+      if (rows.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(rows).toEqual([{ nickname: 'n-1' }, { nickname: 'n-2' }]);
+    await a.end();
   });
 
   it('serves repeated statements from the plan cache', async () => {
