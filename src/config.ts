@@ -76,6 +76,8 @@ const ConfigSchema = z
       .object({
         /** Largest protocol message accepted in either direction, in bytes. */
         maxMessageSize: z.number().int().min(1024).max(2 ** 30 + 1024).default(2 ** 30),
+        /** From connecting to ReadyForQuery, as PostgreSQL's authentication_timeout. */
+        startupTimeoutSeconds: z.number().positive().max(600).default(60),
       })
       .strict()
       .prefault({}),
@@ -138,6 +140,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [name: string, field: string, kind: 
   ['PGWARD_ADMIN_HOST', 'admin.host', 'string'],
   ['PGWARD_ADMIN_PORT', 'admin.port', 'number'],
   ['PGWARD_MAX_MESSAGE_SIZE', 'limits.maxMessageSize', 'number'],
+  ['PGWARD_STARTUP_TIMEOUT_SECONDS', 'limits.startupTimeoutSeconds', 'number'],
   ['PGWARD_SHUTDOWN_GRACE_SECONDS', 'shutdown.graceSeconds', 'number'],
   ['PGWARD_STATE_DIR', 'stateDir', 'string'],
   ['PGWARD_POLICIES_DIR', 'policies.dir', 'string'],

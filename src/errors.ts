@@ -14,6 +14,7 @@ export const SqlState = {
   InvalidAuthorizationSpecification: '28000',
   InvalidPassword: '28P01',
   AdminShutdown: '57P01',
+  QueryCanceled: '57014',
   CannotConnectNow: '57P03',
   FeatureNotSupported: '0A000',
   InsufficientPrivilege: '42501',
@@ -104,5 +105,6 @@ export const Errors = {
     fatal(SqlState.FeatureNotSupported, `restricted identities need ${name} = ${required} (the session has ${value ?? 'none'})`, {
       hint: `Connect with ${name}=${required}.`,
     }),
+  startupTimeout: (): PgwardError => fatal(SqlState.QueryCanceled, 'canceling authentication due to timeout'),
   internal: (message: string): PgwardError => fatal(SqlState.InternalError, message),
 } as const;

@@ -17,6 +17,8 @@ export interface ProxyServerOptions {
   tls: { cert?: string; key?: string; required: boolean; minVersion: tls.SecureVersion };
   upstream: UpstreamTarget;
   maxMessageSize: number;
+  /** How long a client may take from connecting to ReadyForQuery. */
+  startupTimeoutMs: number;
   log: Logger;
 }
 
@@ -105,20 +107,38 @@ export class ProxyServer {
   }
 
   private async open(socket: net.Socket): Promise<void> {
-    const opening = await readOpening(socket, { secureContext: this.secureContext, required: this.options.tls.required });
-    if (opening.kind === 'cancel') return this.cancel(opening.processId, opening.secretKey);
-    if (opening.kind === 'closed') return;
-    if (this.stopping) {
-      opening.socket.end(encodeErrorResponse(Errors.shuttingDown()));
-      return;
+    // Like authentication_timeout: a client that never finishes logging in must not hold a socket forever.
+    let session: Session | undefined;
+    const timer = setTimeout(() => {
+      this.options.log.info('startup timed out', { address: socket.remoteAddress });
+      if (session) session.terminate(Errors.startupTimeout());
+      else socket.destroy();
+    }, this.options.startupTimeoutMs);
+    try {
+      const opening = await readOpening(socket, { secureContext: this.secureContext, required: this.options.tls.required });
+      if (opening.kind === 'cancel') return await this.cancel(opening.processId, opening.secretKey);
+      if (opening.kind === 'closed') return;
+      if (this.stopping) {
+        opening.socket.end(encodeErrorResponse(Errors.shuttingDown()));
+        return;
+      }
+      session = new Session(
+        opening,
+        {
+          auth: this.options.auth,
+          policies: this.options.policies,
+          upstream: this.options.upstream,
+          cancelKeys: this.cancelKeys,
+          maxMessageSize: this.options.maxMessageSize,
+          log: this.options.log,
+        },
+        (ended) => this.forget(ended),
+      );
+      this.sessions.add(session);
+      await session.run();
+    } finally {
+      clearTimeout(timer);
     }
-    const session = new Session(
-      opening,
-      { auth: this.options.auth, policies: this.options.policies, upstream: this.options.upstream, cancelKeys: this.cancelKeys, maxMessageSize: this.options.maxMessageSize, log: this.options.log },
-      (ended) => this.forget(ended),
-    );
-    this.sessions.add(session);
-    await session.run();
   }
 
   private forget(session: Session): void {

@@ -95,6 +95,7 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
       tls: { cert: tlsFiles.cert, key: tlsFiles.key, required: config.tls.required, minVersion: config.tls.minVersion },
       upstream: target,
       maxMessageSize: config.limits.maxMessageSize,
+      startupTimeoutMs: config.limits.startupTimeoutSeconds * 1000,
       log,
     });
     const address = await proxy.listen();

@@ -23,6 +23,7 @@ export interface PgwardTestOptions {
   tlsRequired?: boolean;
   upstreamTls?: UpstreamTarget['tlsMode'];
   maxMessageSize?: number;
+  startupTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -41,6 +42,7 @@ export async function startPgward(server: TestServerInfo, options: PgwardTestOpt
       connectTimeoutMs: 5_000,
     },
     maxMessageSize: options.maxMessageSize ?? 2 ** 30,
+    startupTimeoutMs: options.startupTimeoutMs ?? 30_000,
     log: options.log ?? (process.env.PGWARD_TEST_LOG ? createLogger('debug') : silentLogger),
   });
   const address: AddressInfo = await proxy.listen();

@@ -184,6 +184,18 @@ describe.each(inject('servers'))('session lifecycle (PostgreSQL $major upstream)
     await pgward.stop();
   });
 
+  it('drops a client that does not finish its startup in time', async () => {
+    const pgward = await startPgward(server, { startupTimeoutMs: 300 });
+    const silent = await RawClient.connect(pgward.port);
+    await silent.closed();
+    const stalled = await RawClient.connect(pgward.port, { tls: { ca: pgward.ssl.ca } });
+    stalled.startup([['user', 'scram_user'], ['database', 'app']]);
+    const error = await stalled.error();
+    expect(error.get('C')).toBe('57014');
+    expect(error.get('M')).toBe('canceling authentication due to timeout');
+    await pgward.stop();
+  });
+
   it('refuses frames over the configured maximum size with 08P01', async () => {
     const pgward = await startPgward(server, { maxMessageSize: 4096 });
     const client = await readySession(pgward);
