@@ -1,8 +1,9 @@
 /**
  * pgward benchmark (issue #10): direct vs pgbouncer vs pgward, measured side by
- * side in one run and reported as ratios. It prints a report and never asserts
- * absolute times; the exit code is non-zero only when something broke.
- * Run it through bench/run.sh, which builds first.
+ * side in one run and reported as ratios; plus what policies cost (issue #12)
+ * and what a cached token saves (issue #11), each pgward against itself.
+ * It prints a report and never asserts absolute times; the exit code is
+ * non-zero only when something broke. Run it through bench/run.sh, which builds first.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,9 +11,11 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDevCertificates, type CertificateFiles } from '../src/client/dev-certificates.js';
 import type { RunningPostgres } from '../src/upstream/postgres-server.js';
+import { CONNECT_WORKERS } from './connect-rate.js';
 import { COPY_DIRECTIONS, COPY_TABLE, measureCopy, type CopyMemory } from './copy-memory.js';
 import { readOptions, type BenchOptions } from './options.js';
-import { goalRatio, GOAL_RATIO, renderMatrix, runMatrix } from './pgbench-matrix.js';
+import { goalRatio, GOAL_RATIO, medians, renderMatrix, runMatrix, spreadNote, type CellResult } from './pgbench-matrix.js';
+import { cellName } from './pgbench-run.js';
 import {
   pgbouncerBinary,
   pgbouncerVersion,
@@ -21,13 +24,35 @@ import {
   type RunAs,
   type RunningPgbouncer,
 } from './pgbouncer-target.js';
-import { startPgward, type RunningPgward } from './pgward-target.js';
+import { readMetrics, startPgward, type PgwardVariant, type RunningPgward } from './pgward-target.js';
+import {
+  createReaderRole,
+  lintPolicyFolder,
+  observeRewrite,
+  POLICY_CELLS,
+  POLICY_GOAL_RATIO,
+  POLICY_PGBENCH_ARGS,
+  POLICY_SUMMARY,
+  READER_ROLE,
+  writePolicyFolder,
+} from './policy-overhead.js';
 import { loadPgbenchTables, startBenchPostgres } from './postgres-target.js';
 import { killRunningCommands, runChecked, runCommand } from './processes.js';
 import { bytes, fixed, heading, mib, table, verdict } from './report.js';
 import { measureSessionMemory, type SessionMemory } from './session-memory.js';
 import { libpqEnv, type Credentials, type Target } from './target.js';
 import { Teardown } from './teardown.js';
+import { BENCH_AUDIENCE, CountingIssuer } from './token-issuer.js';
+import {
+  fetchesDuring,
+  LOGIN_KINDS,
+  measureVerifyCost,
+  medianRate,
+  renderTokenLogins,
+  runTokenLogins,
+  spread,
+  TOKEN_USER,
+} from './token-logins.js';
 
 /** Issue #10 goals. */
 const SESSION_GOAL_KIB = 256;
@@ -44,6 +69,8 @@ interface Bench {
   direct: Target;
   pgbouncer: { binary: string; runAs: RunAs | undefined };
   teardown: Teardown;
+  /** pgbench -i has run (the pgbench and policy phases both need its tables). */
+  pgbenchLoaded: boolean;
   /** Problems found on the way (failed runs, crashes); any makes the exit code 1. */
   problems: string[];
   verdicts: string[];
@@ -93,13 +120,20 @@ async function main(): Promise<number> {
       direct,
       pgbouncer: { binary, runAs: await serviceUser() },
       teardown,
+      pgbenchLoaded: false,
       problems: [],
       verdicts: [],
     };
     await printHeader(bench);
     await mkdir(join(root, 'pgward'), { recursive: true });
 
-    const phases = { pgbench: pgbenchPhase, sessions: sessionsPhase, copy: copyPhase } as const;
+    const phases = {
+      pgbench: pgbenchPhase,
+      sessions: sessionsPhase,
+      copy: copyPhase,
+      policy: policyPhase,
+      tokens: tokensPhase,
+    } as const;
     for (const [name, phase] of Object.entries(phases)) {
       if (!options.phases.has(name as keyof typeof phases)) continue;
       if (teardown.started) break;
@@ -135,7 +169,7 @@ async function main(): Promise<number> {
 async function printHeader(bench: Bench): Promise<void> {
   const { options } = bench;
   const pgbench = await runChecked('pgbench', ['--version']);
-  out('pgward benchmark — direct vs pgbouncer vs pgward, side by side (issue #10)');
+  out('pgward benchmark — direct vs pgbouncer vs pgward, side by side (issue #10); policies (#12) and token logins (#11)');
   const facts: Array<[string, string]> = [
     ['pgward', await sourceRevision()],
     ['machine', `${cpus().length} CPU(s), ${cpus()[0]?.model ?? 'unknown'}, Node ${process.version}`],
@@ -144,7 +178,8 @@ async function printHeader(bench: Bench): Promise<void> {
     [
       'mode',
       `${options.quick ? 'quick' : 'full'}: pgbench -T ${options.seconds} x ${options.rounds} round(s), scale ${options.scale}; ` +
-        `${options.sessions} sessions; COPY ${bytes(options.copyBytes.small)} and ${bytes(options.copyBytes.large)}`,
+        `${options.sessions} sessions; COPY ${bytes(options.copyBytes.small)} and ${bytes(options.copyBytes.large)}; ` +
+        `policy and tokens phases ${options.phaseRounds} round(s)`,
     ],
     ['phases', `${[...options.phases].join(', ')}${options.goalCellOnly ? ' (pgbench: the goal cell only)' : ''}`],
     ['load', `${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min) before starting: other work on the machine skews the ratios`],
@@ -164,9 +199,9 @@ async function sourceRevision(): Promise<string> {
 // ---------------------------------------------------------------------------
 // Starting the proxies (each registered for teardown while it runs)
 
-async function launchPgward(bench: Bench): Promise<RunningPgward> {
-  const ward = await startPgward(join(bench.root, 'pgward'), bench.direct, bench.certificates);
-  const release = bench.teardown.add('stop pgward', () => ward.stop());
+async function launchPgward(bench: Bench, variant: PgwardVariant = {}): Promise<RunningPgward> {
+  const ward = await startPgward(join(bench.root, 'pgward'), bench.direct, bench.certificates, variant);
+  const release = bench.teardown.add(`stop ${ward.target.name}`, () => ward.stop());
   return {
     ...ward,
     stop: async () => {
@@ -212,10 +247,16 @@ function reportPgwardProblems(bench: Bench, ward: RunningPgward, during: string)
 // ---------------------------------------------------------------------------
 // Phases
 
+async function ensurePgbenchTables(bench: Bench): Promise<void> {
+  if (bench.pgbenchLoaded) return;
+  progress(`loading pgbench tables (scale ${bench.options.scale})`);
+  await loadPgbenchTables(bench.direct, bench.credentials, bench.options.scale);
+  bench.pgbenchLoaded = true;
+}
+
 async function pgbenchPhase(bench: Bench): Promise<void> {
   const { options } = bench;
-  progress(`loading pgbench tables (scale ${options.scale})`);
-  await loadPgbenchTables(bench.direct, bench.credentials, options.scale);
+  await ensurePgbenchTables(bench);
   const bouncer = await launchPgbouncer(bench);
   const ward = await launchPgward(bench);
   try {
@@ -343,6 +384,235 @@ async function copyPhase(bench: Bench): Promise<void> {
       verdict(largePeak <= limit);
     out(line);
     bench.verdicts.push(line);
+  }
+}
+
+/**
+ * Issue #12: pgbench select-only as a restricted identity, through a pgward
+ * without policies and one with them, taking turns; the ratio is what the
+ * rewrite (planned once, then served from the plan cache) costs.
+ */
+async function policyPhase(bench: Bench): Promise<void> {
+  const { options } = bench;
+  await ensurePgbenchTables(bench);
+  progress('policies: creating the restricted role, writing and linting the policy folder');
+  const reader = await createReaderRole(bench.direct, bench.credentials);
+  const dir = join(bench.root, 'policies');
+  await writePolicyFolder(dir);
+  const lint = await lintPolicyFolder(dir, bench.direct, bench.credentials);
+  // pgbench -n skips its own VACUUM (the restricted role may not run it); do it once here.
+  await directQuery(bench, 'VACUUM ANALYZE pgbench_accounts, pgbench_branches, pgbench_tellers');
+
+  const plain = await launchPgward(bench, { name: 'pgward' });
+  const guarded = await launchPgward(bench, { name: 'pgward+policies', policiesDir: dir, admin: true });
+  try {
+    if (!guarded.adminUrl) throw new Error('pgward with policies did not report its admin address');
+    const evidence = await observeRewrite(guarded.target, reader, bench.direct, bench.credentials);
+    const untouched = evidence.statements.filter((s) => s.arrived.trim() === s.sent.trim());
+
+    const cells: Array<{ result: CellResult; hits: number; misses: number; entries: number }> = [];
+    let aborted: string | undefined;
+    for (const cell of POLICY_CELLS) {
+      const before = await readMetrics(guarded.adminUrl);
+      const run = await runMatrix({
+        targets: [plain.target, guarded.target],
+        credentials: reader,
+        seconds: options.seconds,
+        rounds: options.phaseRounds,
+        goalCellOnly: false,
+        cells: [cell],
+        pgbenchArgs: POLICY_PGBENCH_ARGS,
+        progress: (line) => progress(`policies ${line}`),
+        check: () => {
+          if (bench.teardown.started) throw new Error('interrupted');
+          assertAlive('pgward', plain.service);
+          assertAlive('pgward with policies', guarded.service);
+        },
+      });
+      const after = guarded.service.running ? await readMetrics(guarded.adminUrl) : before;
+      const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      for (const result of run.cells) {
+        cells.push({
+          result,
+          hits: delta('pgward_plan_cache_hits_total'),
+          misses: delta('pgward_plan_cache_misses_total'),
+          entries: after.get('pgward_plan_cache_entries') ?? 0,
+        });
+        bench.problems.push(...result.errors);
+      }
+      if (run.aborted) {
+        aborted = run.aborted;
+        break;
+      }
+    }
+
+    out(heading('policies: pgbench select-only c=16 as a restricted identity, pgward without vs with policies (issue #12)'));
+    out(`Policy folder: ${POLICY_SUMMARY}.`);
+    out(`pgward policy lint --url: ${lint}`);
+    out('What the server ran for pgbench\'s statement sent through pgward+policies (pg_stat_activity):');
+    for (const s of evidence.statements) {
+      out(`  ${s.protocol.padEnd(8)} sent:    ${s.sent}`);
+      out(`  ${''.padEnd(8)} arrived: ${s.arrived.replace(/\s+/g, ' ')}`);
+    }
+    out(`  filler of aid 1 through pgward+policies: ${JSON.stringify(evidence.filler.throughPolicies)}; directly: ${JSON.stringify(evidence.filler.direct)}`);
+    out('How PostgreSQL plans them (EXPLAIN, costs off, run directly):');
+    out(`  as sent:    ${evidence.plans.sent}`);
+    out(`  as arrived: ${evidence.plans.arrived}`);
+    out('');
+    out(renderPolicyCells(cells, options.phaseRounds));
+    out(
+      'Plan cache counters are the deltas over all runs of a mode (admin /metrics). With -M prepared pgbench parses once per ' +
+        'connection and then only binds and executes, so the cache is consulted once per client; with -M simple every ' +
+        'statement is looked up, and its literal aid makes almost every text new (misses: a full parse, rewrite and check).',
+    );
+    if (untouched.length > 0) {
+      bench.problems.push(
+        `policy phase: the server received ${untouched.map((s) => s.protocol).join(' and ')} statement(s) unchanged, so the ratio does not measure a rewrite`,
+      );
+    }
+    if (aborted) {
+      out(`The policy comparison stopped early: ${aborted.split('\n')[0]}`);
+      bench.problems.push(`policy comparison stopped early: ${aborted}`);
+    }
+    for (const { result } of cells) {
+      const ratio = policyRatio(result);
+      const goal = result.cell.mode === 'prepared';
+      bench.verdicts.push(
+        `policies ${cellName(result.cell)}, with/without policies TPS: ${ratio === undefined ? 'no result' : fixed(ratio, 3)} ` +
+          (goal ? `(goal >= ${POLICY_GOAL_RATIO.toFixed(2)}) ${ratio === undefined ? 'FAIL' : verdict(ratio >= POLICY_GOAL_RATIO)}` : '(reported beside it, no goal)'),
+      );
+    }
+    reportPgwardProblems(bench, plain, 'the policy phase (without policies)');
+    reportPgwardProblems(bench, guarded, 'the policy phase (with policies)');
+  } finally {
+    await guarded.stop();
+    await plain.stop();
+  }
+}
+
+function policyRatio(result: CellResult): number | undefined {
+  const plain = medians(result, 'pgward');
+  const guarded = medians(result, 'pgward+policies');
+  return plain && guarded ? guarded.tps / plain.tps : undefined;
+}
+
+function renderPolicyCells(
+  cells: ReadonlyArray<{ result: CellResult; hits: number; misses: number; entries: number }>,
+  rounds: number,
+): string {
+  const rows = cells.map(({ result, hits, misses, entries }) => {
+    const plain = medians(result, 'pgward');
+    const guarded = medians(result, 'pgward+policies');
+    const ratio = policyRatio(result);
+    const goal = result.cell.mode === 'prepared';
+    let note = goal
+      ? `<- goal >= ${POLICY_GOAL_RATIO.toFixed(2)}: ${ratio === undefined ? 'no result' : verdict(ratio >= POLICY_GOAL_RATIO)}`
+      : 'reported, no goal';
+    if (result.errors.length > 0) note += `; ${result.errors.length} failed run(s)`;
+    return [
+      (goal ? '* ' : '  ') + cellName(result.cell),
+      fixed(plain?.tps ?? NaN, 0),
+      fixed(plain?.latencyMs ?? NaN, 3),
+      fixed(guarded?.tps ?? NaN, 0),
+      fixed(guarded?.latencyMs ?? NaN, 3),
+      ratio === undefined ? '-' : fixed(ratio, 3),
+      String(hits),
+      String(misses),
+      String(entries),
+      note,
+    ];
+  });
+  return [
+    `TPS and average latency (ms): median of ${rounds} run(s) per target, the two pgwards taking turns; pgbench -n as ${READER_ROLE}, over TLS.`,
+    table(
+      ['cell', 'pgward tps', 'ms', 'pgward+policies tps', 'ms', 'policies/none', 'cache hits', 'misses', 'entries', ''],
+      rows,
+    ),
+    spreadNote(cells.map((c) => c.result)),
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/**
+ * Issue #11: connections per second through pgward in oidc mode with a new
+ * token per connection (cold) and one cached token (warm), beside passthrough
+ * with a SCRAM password; all against the same PostgreSQL, taking turns.
+ */
+async function tokensPhase(bench: Bench): Promise<void> {
+  const { options, credentials } = bench;
+  const issuer = await CountingIssuer.start();
+  const closeIssuer = bench.teardown.add('stop the token issuer', () => issuer.close());
+  const oidc = await launchPgward(bench, {
+    name: 'pgward oidc',
+    auth: { mode: 'oidc', oidc: { issuers: [{ issuer: issuer.url, audience: BENCH_AUDIENCE }] } },
+    // pgward's own upstream login: the bench superuser, by SCRAM.
+    serviceLogin: { user: credentials.user, password: credentials.password },
+  });
+  const passthrough = await launchPgward(bench, { name: 'pgward passthrough' });
+  try {
+    progress('token logins: first login, warm-up and calibration');
+    const results = await runTokenLogins({
+      oidc: oidc.target,
+      passthrough: passthrough.target,
+      issuer,
+      tokenLogin: { ...credentials, user: TOKEN_USER, password: '' },
+      scramLogin: credentials,
+      rounds: options.phaseRounds,
+      seconds: options.seconds,
+      progress,
+      check: () => {
+        if (bench.teardown.started) throw new Error('interrupted');
+        assertAlive('pgward (oidc)', oidc.service);
+        assertAlive('pgward (passthrough)', passthrough.service);
+      },
+    });
+
+    progress('token logins: timing pgward\'s verifier in this process');
+    const verifyCost = await measureVerifyCost(issuer);
+    const cold = medianRate(results, 'cold');
+    const warm = medianRate(results, 'warm');
+    const scram = medianRate(results, 'scram');
+    const warmFetches = fetchesDuring(results, 'warm');
+    const noise = Math.max(...LOGIN_KINDS.map((kind) => spread(results, kind)));
+    out(heading('token logins: connections per second, connect + TLS + login + select 1 + close (issue #11)'));
+    out(
+      `pgward in auth.mode oidc (issuer ${issuer.url}, RS256, served by the benchmark) logs in upstream as ${credentials.user} by SCRAM; ` +
+        `the reference is a pgward in passthrough, where the client's SCRAM login goes to PostgreSQL.`,
+    );
+    out(
+      `The first token login on the fresh pgward fetched the discovery document ${results.firstLogin.discovery}x and the JWKS ` +
+        `${results.firstLogin.jwks}x; after that the keys stay cached (jwksCacheMaxAgeSeconds), for cold tokens too.`,
+    );
+    out(
+      `Median of ${options.phaseRounds} batch(es) of ${results.perBatch} connections per kind, ${CONNECT_WORKERS} parallel clients, kinds taking turns; ` +
+        `${results.minted} cold tokens were signed before timing started.`,
+    );
+    out(renderTokenLogins(results));
+    out(
+      `warm/cold ${fixed(warm / cold, 3)}, warm/passthrough SCRAM ${fixed(warm / scram, 3)}; largest spread between batches of one kind ` +
+        `${fixed(noise * 100, 1)}%: a ratio closer to 1 than that is within noise.`,
+    );
+    out(
+      `pgward's OidcVerifier timed in the bench process: a new token costs ${fixed(verifyCost.coldMs / verifyCost.warmMs, 0)}x a cached one ` +
+        `(${fixed(verifyCost.coldMs, 3)} vs ${fixed(verifyCost.warmMs, 4)} ms); at the cold rate, verifying takes ` +
+        `${fixed(verifyCost.coldMs * cold / 10, 1)}% of one core, the most warm could gain were pgward's one thread the bottleneck.`,
+    );
+    bench.verdicts.push(
+      `token logins, issuer fetches while logging in with a cached token: ${warmFetches} over ` +
+        `${results.perBatch * options.phaseRounds} connections (goal 0) ${verdict(warmFetches === 0)}`,
+    );
+    bench.verdicts.push(
+      `token logins conn/s warm/cold: ${fixed(warm / cold, 3)} (reported; batch spread ${fixed(noise * 100, 1)}%), ` +
+        `warm/passthrough SCRAM: ${fixed(warm / scram, 3)}`,
+    );
+    reportPgwardProblems(bench, oidc, 'the token logins (oidc)');
+    reportPgwardProblems(bench, passthrough, 'the token logins (passthrough)');
+  } finally {
+    await passthrough.stop();
+    await oidc.stop();
+    await issuer.close();
+    closeIssuer();
   }
 }
 

@@ -2,7 +2,7 @@
  * Benchmark settings, read once from the environment (see bench/run.sh for the list).
  */
 
-export const PHASES = ['pgbench', 'sessions', 'copy'] as const;
+export const PHASES = ['pgbench', 'sessions', 'copy', 'policy', 'tokens'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -11,6 +11,8 @@ export interface BenchOptions {
   seconds: number;
   /** How many times each target runs each matrix cell; the median is reported. */
   rounds: number;
+  /** Rounds of the policy and tokens phases (two or three targets taking turns): a median of 3 unless BENCH_ROUNDS says otherwise. */
+  phaseRounds: number;
   phases: ReadonlySet<Phase>;
   /** Only the goal cell of the pgbench matrix (select-only, prepared, 16 clients): for iterating on the hot path. */
   goalCellOnly: boolean;
@@ -24,6 +26,7 @@ export interface BenchOptions {
 
 const FULL = { seconds: 8, rounds: 2, copySmall: 200e6 };
 const QUICK = { seconds: 3, rounds: 2, copySmall: 20e6 };
+const PHASE_ROUNDS = 3;
 
 export function readOptions(env: NodeJS.ProcessEnv): BenchOptions {
   const quick = flag(env.BENCH_QUICK);
@@ -33,6 +36,7 @@ export function readOptions(env: NodeJS.ProcessEnv): BenchOptions {
     quick,
     seconds: positiveInteger(env, 'BENCH_SECONDS', base.seconds),
     rounds: positiveInteger(env, 'BENCH_ROUNDS', base.rounds),
+    phaseRounds: positiveInteger(env, 'BENCH_ROUNDS', PHASE_ROUNDS),
     phases: phases(env.BENCH_PHASES),
     goalCellOnly: cells(env.BENCH_CELLS),
     sessions: positiveInteger(env, 'BENCH_SESSIONS', 500),

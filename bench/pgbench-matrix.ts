@@ -13,7 +13,7 @@ import {
   type PgbenchSummary,
 } from './pgbench-run.js';
 import { fixed, median, table, verdict } from './report.js';
-import type { Credentials, Target, TargetName } from './target.js';
+import type { Credentials, Target } from './target.js';
 
 /** Issue #10: pgward keeps at least 80% of pgbouncer's TPS here. */
 export const GOAL_CELL: Cell = { workload: 'select-only', mode: 'prepared', clients: 16 };
@@ -21,7 +21,7 @@ export const GOAL_RATIO = 0.8;
 
 export interface CellResult {
   cell: Cell;
-  runs: Map<TargetName, PgbenchSummary[]>;
+  runs: Map<string, PgbenchSummary[]>;
   errors: string[];
 }
 
@@ -37,6 +37,10 @@ export interface MatrixOptions {
   seconds: number;
   rounds: number;
   goalCellOnly: boolean;
+  /** Run these cells instead of the matrix (goalCellOnly is then ignored). */
+  cells?: readonly Cell[];
+  /** Added to every pgbench command line, e.g. `-n`. */
+  pgbenchArgs?: readonly string[];
   progress: (line: string) => void;
   /** Called after every run; throws to abort (a proxy died). */
   check: () => void;
@@ -50,7 +54,7 @@ export interface MatrixResult {
 
 export async function runMatrix(options: MatrixOptions): Promise<MatrixResult> {
   const { targets, rounds } = options;
-  const cells = options.goalCellOnly ? [GOAL_CELL] : matrixCells();
+  const cells = options.cells ?? (options.goalCellOnly ? [GOAL_CELL] : matrixCells());
   const total = cells.length * rounds * targets.length;
   let done = 0;
   const results: CellResult[] = [];
@@ -62,7 +66,7 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixResult> {
         const target = targets[(round + i) % targets.length]!;
         const label = `[${++done}/${total}] ${cellName(cell)} round ${round + 1} ${target.name}`;
         try {
-          const summary = await runPgbench(target, options.credentials, cell, options.seconds);
+          const summary = await runPgbench(target, options.credentials, cell, options.seconds, options.pgbenchArgs);
           result.runs.get(target.name)!.push(summary);
           options.progress(`${label}: ${fixed(summary.tps, 0)} tps, ${fixed(summary.latencyMs, 3)} ms`);
         } catch (error) {
@@ -81,12 +85,12 @@ export async function runMatrix(options: MatrixOptions): Promise<MatrixResult> {
   return { cells: results };
 }
 
-interface CellMedians {
+export interface CellMedians {
   tps: number;
   latencyMs: number;
 }
 
-function medians(result: CellResult, name: TargetName): CellMedians | undefined {
+export function medians(result: CellResult, name: string): CellMedians | undefined {
   const runs = result.runs.get(name) ?? [];
   if (runs.length === 0) return undefined;
   return { tps: median(runs.map((r) => r.tps)), latencyMs: median(runs.map((r) => r.latencyMs)) };
@@ -141,7 +145,7 @@ export function renderMatrix(results: readonly CellResult[], rounds: number): st
 }
 
 /** How far apart the rounds of one target were: a ratio closer than this to the goal is within noise. */
-function spreadNote(results: readonly CellResult[]): string {
+export function spreadNote(results: readonly CellResult[]): string {
   let worst = 0;
   let where = '';
   for (const result of results) {

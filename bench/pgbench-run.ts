@@ -29,8 +29,8 @@ export function cellName(cell: Cell): string {
   return `${cell.workload} ${cell.mode} c=${cell.clients}`;
 }
 
-export function pgbenchArgs(cell: Cell, seconds: number): string[] {
-  const args = ['-M', cell.mode, '-c', String(cell.clients), '-j', String(cell.clients > 1 ? 2 : 1), '-T', String(seconds)];
+export function pgbenchArgs(cell: Cell, seconds: number, extra: readonly string[] = []): string[] {
+  const args = ['-M', cell.mode, '-c', String(cell.clients), '-j', String(cell.clients > 1 ? 2 : 1), '-T', String(seconds), ...extra];
   if (cell.workload === 'select-only') args.unshift('-S');
   return args;
 }
@@ -40,8 +40,9 @@ export async function runPgbench(
   credentials: Credentials,
   cell: Cell,
   seconds: number,
+  extra: readonly string[] = [],
 ): Promise<PgbenchSummary> {
-  const result = await runCommand('pgbench', pgbenchArgs(cell, seconds), {
+  const result = await runCommand('pgbench', pgbenchArgs(cell, seconds, extra), {
     env: libpqEnv(target, credentials),
     timeoutMs: seconds * 1000 + 120_000,
   });

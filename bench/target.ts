@@ -1,6 +1,6 @@
 /**
- * The three places pgbench and the memory probes connect to, and how to reach
- * each with libpq (environment) and with node-postgres (client config).
+ * The places pgbench and the probes connect to, and how to reach each with
+ * libpq (environment) and with node-postgres (client config).
  */
 import type pg from 'pg';
 
@@ -8,7 +8,8 @@ export const TARGET_NAMES = ['direct', 'pgbouncer', 'pgward'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Target {
-  name: TargetName;
+  /** One of TARGET_NAMES in the matrix; the policy and token phases label their own pgward variants. */
+  name: string;
   host: string;
   port: number;
 }
