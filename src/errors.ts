@@ -91,6 +91,7 @@ export const Errors = {
     message,
     ...(detail ? { detail } : {}),
   }),
+  protocolViolationStatement: (message: string): PgwardError => ({ severity: Severity.Error, code: SqlState.ProtocolViolation, message }),
   /** Fast-path function calls name functions by OID: nothing pgward can check, so restricted identities may not use them. */
   functionCallRefused: (): PgwardError => ({
     severity: Severity.Error,
@@ -100,6 +101,10 @@ export const Errors = {
   searchPathPinned: (): PgwardError =>
     fatal(SqlState.InsufficientPrivilege, 'search_path is pinned by pgward for restricted identities', {
       detail: 'Remove search_path from the connection options.',
+    }),
+  startupSettingRefused: (setting: string): PgwardError =>
+    fatal(SqlState.InsufficientPrivilege, `the startup setting "${setting}" is not allowed through pgward`, {
+      hint: 'Remove it from the connection options; pgward chooses the upstream role and how statements are read.',
     }),
   unsafeSessionSetting: (name: string, value: string | undefined, required: string): PgwardError =>
     fatal(SqlState.FeatureNotSupported, `restricted identities need ${name} = ${required} (the session has ${value ?? 'none'})`, {

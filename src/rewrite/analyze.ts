@@ -53,6 +53,7 @@ import { isBlockedFunction } from './blocked.js';
 import { mayBeCheckedDomain, resolveFunction, resolveOperator, resolveRelation, type CatalogRelation } from './catalog.js';
 import { stripPositions } from './deparse.js';
 import { checkWriteTarget, protectedSubquerySql, readProtection, type PolicyInput, type Protection } from './protect.js';
+import { pushDownConditions, type LeakproofCheck, type PushdownColumn, type PushdownTarget } from './pushdown.js';
 import { privilege, quoted, refuse, Refusal, RewriteSqlState, unsupported, type Denial } from './refusal.js';
 
 export type ColumnSource =
@@ -113,6 +114,8 @@ interface Item {
 interface Level {
   readonly items: Item[];
   readonly parent: Level | undefined;
+  /** Protected references at this level that harmless WHERE conditions may be copied into. */
+  pushdown?: PushdownTarget[];
 }
 
 interface CteInfo {
@@ -345,6 +348,9 @@ export class Analyzer {
     this.subqueries = shared.subqueries;
   }
 
+  private readonly leakproof: LeakproofCheck = (operator, left, right) =>
+    this.input.catalog.leakproofOperators?.has(`${operator}|${left}|${right}`) ?? false;
+
   /** Starts a new statement: its table list starts empty. */
   beginStatement(): void {
     this.tables = new Map();
@@ -391,6 +397,10 @@ export class Analyzer {
     if (s.fromClause) s.fromClause = s.fromClause.map((item) => this.fromItem(item, level, scope).node);
     const out = this.targets(s.targetList ?? [], level, scope);
     this.expr(s.whereClause, level, scope);
+    if (level.pushdown) {
+      const sole = level.items.length === 1 && level.items[0]?.rel !== undefined && level.pushdown.length === 1 ? level.pushdown[0] : undefined;
+      pushDownConditions(s.whereClause, level.pushdown, sole, this.leakproof);
+    }
     this.expr(s.groupClause, level, scope);
     this.expr(s.havingClause, level, scope);
     this.expr(s.windowClause, level, scope);
@@ -605,6 +615,7 @@ export class Analyzer {
     const visible = (item.columns ?? []).map((c) => c.name);
     const subquery = this.protectedSubquery(p, rv.inh !== true, visible);
     const replacement: Node = { RangeSubselect: { subquery, alias: { aliasname: item.refname ?? rel.name } } };
+    (level.pushdown ??= []).push(pushdownTarget(item.refname ?? rel.name, (subquery as { SelectStmt: SelectStmt }).SelectStmt, p, visible));
     return this.addItem(level, replacement, item);
   }
 
@@ -1159,4 +1170,18 @@ function mergeSetOutputs(left: Output, right: Output): Output {
 /** Output columns as the plan reports them. */
 export function outputColumns(out: Output): OutputColumn[] {
   return (out ?? []).map((c) => ({ name: c.name, source: c.source }));
+}
+
+/** What the conditions of a level may be copied into, for one protected reference. */
+function pushdownTarget(alias: string, select: SelectStmt, p: Protection, visible: readonly string[]): PushdownTarget {
+  const columns = new Map<string, PushdownColumn>();
+  p.relation.columns.forEach((c, i) => {
+    const policy = p.columns.get(c.name);
+    columns.set(visible[i] ?? c.name, {
+      innerName: c.name,
+      raw: policy?.denied === undefined && policy?.maskSql === undefined,
+      typeName: c.typeSchema === 'pg_catalog' && !c.typeIsArray ? c.typeName : undefined,
+    });
+  });
+  return { alias, select, innerAlias: p.relation.name, columns };
 }

@@ -69,6 +69,8 @@ export interface Catalog {
    * check, which may call any function.
    */
   readonly checkedDomains: ReadonlySet<string>;
+  /** Comparison operators of pg_catalog whose function is leakproof, as `name|left|right` type names. */
+  readonly leakproofOperators: ReadonlySet<string>;
 }
 
 /**
@@ -122,6 +124,18 @@ export const CATALOG_SQL = `SELECT pg_catalog.json_build_object(
       WHERE n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast_)?temp_'
     ) o
   ), '[]'),
+  'leakproof', COALESCE((
+    SELECT pg_catalog.json_agg(pg_catalog.json_build_array(o.oprname, l.typname, r.typname) ORDER BY o.oprname, l.typname, r.typname)
+    FROM pg_catalog.pg_operator o
+    JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.oprcode
+    JOIN pg_catalog.pg_type l ON l.oid OPERATOR(pg_catalog.=) o.oprleft
+    JOIN pg_catalog.pg_type r ON r.oid OPERATOR(pg_catalog.=) o.oprright
+    WHERE p.proleakproof
+      AND o.oprnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+      AND l.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+      AND r.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+      AND o.oprname OPERATOR(pg_catalog.=) ANY ('{=,<>,<,<=,>,>=}'::pg_catalog.text[])
+  ), '[]'),
   'checkedDomains', COALESCE((
     SELECT pg_catalog.json_agg(pg_catalog.json_build_array(n.nspname, t.typname) ORDER BY n.nspname, t.typname)
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
@@ -136,6 +150,7 @@ export const CATALOG_SQL = `SELECT pg_catalog.json_build_object(
  * relations `[oid, schema, name, relkind, columns, parents]`, columns
  * `[name, attnum, format_type, typeOid, typmod, notNull, typeName, typeSchema, isArray]`,
  * functions `[schema, name, prokind]`, operators `[schema, name]`,
+ * leakproof comparison operators of pg_catalog `[name, left type, right type]`,
  * checkedDomains `[schema, name]`.
  */
 interface CatalogDocument {
@@ -144,6 +159,7 @@ interface CatalogDocument {
   readonly functions: unknown;
   readonly operators: unknown;
   readonly checkedDomains?: unknown;
+  readonly leakproof?: unknown;
 }
 
 const RELKINDS: Readonly<Record<string, RelationKind>> = {
@@ -286,6 +302,12 @@ export function buildCatalog(rows: readonly Record<string, unknown>[]): Catalog 
     checkedDomains.add(`${text(d[0], `domain ${i} schema`)}\0${text(d[1], `domain ${i} name`)}`);
   });
 
+  const leakproofOperators = new Set<string>();
+  list(doc.leakproof ?? [], 'leakproof').forEach((value, i) => {
+    const o = list(value, `leakproof operator ${i}`);
+    leakproofOperators.add(`${text(o[0], `leakproof ${i} name`)}|${text(o[1], `leakproof ${i} left`)}|${text(o[2], `leakproof ${i} right`)}`);
+  });
+
   return {
     version: createHash('sha256').update(canonical).digest('hex'),
     database: text(doc.database, 'database'),
@@ -295,6 +317,7 @@ export function buildCatalog(rows: readonly Record<string, unknown>[]): Catalog 
     functions,
     operators,
     checkedDomains,
+    leakproofOperators,
   };
 }
 

@@ -39,10 +39,16 @@ const DDL_COMMAND = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SECURITY LABEL|IMP
  * real error would; the guard then swaps that error for its own.
  */
 export class StatementGuard {
-  private readonly pending = new Map<string, PgwardError>();
+  /** Refusals on their way back, with the number of the ReadyForQuery that ends their request. */
+  private readonly pending = new Map<string, { error: PgwardError; answeredBy: number }>();
+  /** Queries and Syncs sent upstream, and ReadyForQuery messages received: each request ends with one. */
+  private requests = 0;
+  private readies = 0;
   private readonly markerPrefix = `pgward_denied_${randomBytes(6).toString('hex')}_`;
   private sequence = 0;
   private context: string;
+  /** Named prepared statements or cursors exist that were planned under the current policies. */
+  holdsPlannedState = false;
 
   constructor(private readonly guard: GuardContext) {
     this.context = contextKey(guard.policy);
@@ -51,6 +57,11 @@ export class StatementGuard {
   /** A fresher catalog snapshot of this session's database: later statements resolve against it. */
   updateCatalog(catalog: Catalog): void {
     this.guard.catalog = catalog;
+  }
+
+  /** Whether a policy context decides exactly as the current one. */
+  sameContext(policy: PolicyContext): boolean {
+    return contextKey(policy) === this.context;
   }
 
   /** New policies took effect: later statements are decided under them. */
@@ -67,23 +78,34 @@ export class StatementGuard {
 
   /** Client → upstream, for Query, Parse and FunctionCall frames. */
   readonly onClientFrame = (type: number, frame: Buffer): FrameVerdict => {
+    if (type === Frontend.Sync) {
+      this.requests += 1;
+      return undefined;
+    }
     if (type === Frontend.Query) {
       const sql = decodeQuery(frame);
       const decision = this.decide(sql, 'simple');
-      if (decision.kind === 'forward') return undefined;
-      if (decision.kind === 'rewrite') return encodeQuery(decision.sql);
-      return encodeQuery(this.refuse(denial(decision), sql));
+      this.notePlannedState(decision);
+      const verdict: FrameVerdict =
+        decision.kind === 'forward' ? undefined : decision.kind === 'rewrite' ? encodeQuery(decision.sql) : encodeQuery(this.refuse(denial(decision), sql));
+      this.requests += 1;
+      return verdict;
     }
     if (type === Frontend.Parse) {
       const parse = decodeParse(frame);
-      if (!parse) return encodeQuery(this.refuse(Errors.statementRefused('08P01', 'invalid Parse message'), ''));
+      // Answered as a Parse would be (no extra ReadyForQuery in the pipeline).
+      if (!parse) return encodeParse({ name: '', query: this.refuse(Errors.protocolViolationStatement('invalid Parse message'), ''), parameterTypes: [] });
       const decision = this.decide(parse.query, 'extended');
+      if (parse.name !== '' && decision.kind !== 'deny') this.holdsPlannedState = true;
+      else this.notePlannedState(decision);
       if (decision.kind === 'forward') return undefined;
       if (decision.kind === 'rewrite') return encodeParse({ ...parse, query: decision.sql });
       return encodeParse({ name: parse.name, query: this.refuse(denial(decision), parse.query), parameterTypes: [] });
     }
     // FunctionCall: the server answers a Query with ErrorResponse + ReadyForQuery, as it would the call.
-    return encodeQuery(this.refuse(Errors.functionCallRefused(), 'FunctionCall'));
+    const replacement = encodeQuery(this.refuse(Errors.functionCallRefused(), 'FunctionCall'));
+    this.requests += 1;
+    return replacement;
   };
 
   /** Upstream → client ErrorResponse frames: a marker's syntax error becomes the refusal it stands for. */
@@ -96,16 +118,33 @@ export class StatementGuard {
     const at = message.indexOf(this.markerPrefix);
     if (at < 0) return undefined;
     const marker = /^[a-z0-9_]+/.exec(message.slice(at))![0];
-    const error = this.pending.get(marker);
-    if (!error) return undefined;
+    const refusal = this.pending.get(marker);
+    if (!refusal) return undefined;
     this.pending.delete(marker);
-    return encodeErrorResponse(error);
+    return encodeErrorResponse(refusal.error);
+  };
+
+  /**
+   * After each ReadyForQuery: refusals of requests now finished are settled,
+   * answered or not (after an error the server skips the rest of a pipeline).
+   */
+  readonly onReadyForQuery = (): void => {
+    this.readies += 1;
+    if (this.pending.size === 0) return;
+    for (const [marker, refusal] of this.pending) {
+      if (refusal.answeredBy <= this.readies) this.pending.delete(marker);
+    }
   };
 
   /** After a statement completed: DDL may have changed what the catalog holds. */
   readonly onCommandComplete = (tag: string): void => {
     if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
   };
+
+  /** PREPARE and DECLARE CURSOR leave state planned under the current policies. */
+  private notePlannedState(decision: RewriteDecision): void {
+    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsPlannedState = true;
+  }
 
   private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {
     const { guard } = this;
@@ -125,7 +164,7 @@ export class StatementGuard {
 
   private refuse(error: PgwardError, sql: string): string {
     const marker = `${this.markerPrefix}${this.sequence++}`;
-    this.pending.set(marker, error);
+    this.pending.set(marker, { error, answeredBy: this.requests + 1 });
     // The statement text may carry personal data in literals: it is for the access log, not this one.
     this.guard.log.info('statement refused', { user: this.guard.identity.user, code: error.code, reason: error.message, bytes: sql.length });
     return marker;

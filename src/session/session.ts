@@ -30,6 +30,7 @@ import type { CatalogCache } from '../rewrite/catalog-cache.js';
 import type { PlanCache } from '../rewrite/plan-cache.js';
 import { StatementGuard } from '../rewrite/statement-guard.js';
 import { Pump } from './pump.js';
+import { checkStartupSettings } from './startup-parameters.js';
 import { ConnectionClosed, ProtocolError, SocketReader } from './socket-reader.js';
 
 export type StartupOpening = Extract<Opening, { kind: 'startup' }>;
@@ -71,9 +72,10 @@ export interface SessionContext {
 
 /** Backend messages the relay looks at: errors (to notice FATALs) and ReadyForQuery (idle or not). */
 const BACKEND_WATCH = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery]);
-const NOTHING = typeTable([]);
+/** Terminate is watched so the upstream's close that follows is not reported as a lost link. */
+const CLIENT_WATCH = typeTable([Frontend.Terminate]);
 /** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
-const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall]);
+const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate]);
 const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete]);
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -89,6 +91,8 @@ export class Session {
   private toClient: Pump | undefined;
   private releaseCancelKey: (() => void) | undefined;
   private upstreamSentFatal = false;
+  /** The client said goodbye: the upstream closing next is expected. */
+  private clientTerminated = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Who this session acts for, once authenticated. */
   identity: Identity | undefined;
@@ -217,7 +221,11 @@ export class Session {
       this.context.log.warn('upstream connection failed', { upstream: describe(this.context.upstream.address), error: (error as Error).message });
       return void this.refuse(Errors.upstreamUnavailable((error as Error).message));
     }
-    if (this.closing) return void this.end('client closed');
+    if (this.closing) {
+      // The client left while we connected: this connection has no session to serve.
+      this.upstream.socket.destroy();
+      return undefined;
+    }
     const socket = this.upstream.socket;
     socket.on('error', (error) => this.context.log.debug('upstream socket error', { error: error.message }));
     socket.once('close', () => this.onUpstreamClosed());
@@ -299,14 +307,19 @@ export class Session {
   }
 
   /**
-   * The startup parameters sent upstream. A restricted session gets the pinned
-   * search_path as a startup parameter — so RESET and DISCARD ALL return to it —
-   * and may not choose its own.
+   * The startup parameters sent upstream. When pgward chose the upstream role
+   * (OIDC) or rewrites the statements (restricted), the client's settings must
+   * be on the allow-list; a restricted session also gets the pinned search_path
+   * as a startup parameter, so RESET and DISCARD ALL return to it.
    */
   private pinnedParameters(parameters: StartupParameters): StartupParameters {
     const runtime = this.context.policies;
+    if (this.restriction && setsSearchPath(parameters)) throw new ProtocolError(Errors.searchPathPinned());
+    if (this.context.auth.mode === 'oidc' || this.restriction) {
+      const check = checkStartupSettings(parameters, { searchPath: !this.restriction });
+      if (!check.ok) throw new ProtocolError(Errors.startupSettingRefused(check.setting));
+    }
     if (!this.restriction || !runtime) return parameters;
-    if (setsSearchPath(parameters)) throw new ProtocolError(Errors.searchPathPinned());
     return [...parameters, ['search_path', runtime.searchPath.join(', ')]];
   }
 
@@ -323,7 +336,7 @@ export class Session {
     // pgward parses statements as UTF-8 with standard strings; a server reading the
     // same bytes otherwise (SJIS, backslash escapes) would run a different statement.
     const encoding = this.serverParameters.get('client_encoding');
-    if (encoding !== 'UTF8' && encoding !== 'SQL_ASCII') throw new ProtocolError(Errors.unsafeSessionSetting('client_encoding', encoding, 'UTF8'));
+    if (encoding !== 'UTF8') throw new ProtocolError(Errors.unsafeSessionSetting('client_encoding', encoding, 'UTF8'));
     const strings = this.serverParameters.get('standard_conforming_strings');
     if (strings !== 'on') throw new ProtocolError(Errors.unsafeSessionSetting('standard_conforming_strings', strings, 'on'));
 
@@ -360,8 +373,17 @@ export class Session {
     if (!runtime || !this.identity || this.closing) return;
     const { bundle, version } = runtime.store.current;
     const policy = createPolicyContext(bundle, this.identity, version);
-    if (this.guard) this.guard.updatePolicy(policy, bundle);
-    else if (!isUnrestricted(policy)) this.terminate(Errors.sessionExpired('the policies for this identity changed'));
+    if (!this.guard) {
+      if (!isUnrestricted(policy)) this.terminate(Errors.sessionExpired('the policies for this identity changed'));
+      return;
+    }
+    // Prepared statements and cursors were planned under the old policies and would keep running
+    // as planned: a session that holds any must reconnect.
+    if (this.guard.holdsPlannedState && !this.guard.sameContext(policy)) {
+      this.terminate(Errors.sessionExpired('the policies for this identity changed while it held prepared statements or cursors'));
+      return;
+    }
+    this.guard.updatePolicy(policy, bundle);
   }
 
   private startRelay(fromClient: Buffer, fromUpstream: Buffer): void {
@@ -371,16 +393,24 @@ export class Session {
     this.toUpstream = new Pump(this.client, upstreamSocket, {
       maxMessageSize,
       validTypes: FRONTEND_TYPES,
-      watch: guard ? GUARDED_FRONTEND : NOTHING,
-      onFrame: guard ? guard.onClientFrame : () => undefined,
+      watch: guard ? GUARDED_FRONTEND : CLIENT_WATCH,
+      onFrame: (type, frame) => {
+        if (type === Frontend.Terminate) {
+          this.clientTerminated = true;
+          return undefined;
+        }
+        return guard?.onClientFrame(type, frame);
+      },
       onInvalid: (error) => this.refuseMidSession(error),
     });
     this.toClient = new Pump(upstreamSocket, this.client, {
       maxMessageSize,
       watch: guard ? GUARDED_BACKEND : BACKEND_WATCH,
       onFrame: (type, frame) => {
-        if (type === Backend.ReadyForQuery) this.transactionStatus = frame[5]!;
-        else if (type === Backend.CommandComplete) guard?.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
+        if (type === Backend.ReadyForQuery) {
+          this.transactionStatus = frame[5]!;
+          guard?.onReadyForQuery();
+        } else if (type === Backend.CommandComplete) guard?.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
         else if (isFatal(frame)) this.upstreamSentFatal = true;
         else if (guard) return guard.onServerError(frame);
         return undefined;
@@ -412,8 +442,9 @@ export class Session {
 
   private onUpstreamClosed(): void {
     if (this.closing) return;
-    // A FATAL from the server (e.g. pg_terminate_backend) already told the client why.
-    if (!this.upstreamSentFatal && this.toClient?.scanner.atBoundary) {
+    // A FATAL from the server (e.g. pg_terminate_backend) already told the client why,
+    // and after Terminate the close is what the client asked for.
+    if (!this.upstreamSentFatal && !this.clientTerminated && this.toClient?.scanner.atBoundary) {
       this.client.end(encodeErrorResponse(Errors.upstreamLost()));
     } else {
       this.client.end();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT, type JWK } from 'jose';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseOidcConfig, type OidcConfigInput } from '../../src/auth/oidc-config.js';
 import { OidcVerifier } from '../../src/auth/oidc-verifier.js';
@@ -85,6 +86,17 @@ describe.each(inject('servers'))('OIDC tokens as passwords (PostgreSQL $major up
     const { rows } = await client.query('select current_user as who, current_database() as db');
     expect(rows[0]).toEqual({ who: SERVICE.user, db: 'app' });
     await client.end();
+  });
+
+  it('does not let the client choose the upstream role or other unlisted settings at startup', async () => {
+    for (const options of ['-c role=postgres', '-c session_authorization=postgres', '-c debug_print_plan=on']) {
+      const error = await errorOf(async () => connectPg(pgward, USER, await provider.token(), { options } as pg.ClientConfig));
+      expect(error.code).toBe('42501');
+      expect(error.message).toMatch(/is not allowed through pgward/);
+    }
+    const allowed = await connectPg(pgward, USER, await provider.token(), { options: '-c statement_timeout=5s' } as pg.ClientConfig);
+    expect((await allowed.query('show statement_timeout')).rows[0].statement_timeout).toBe('5s');
+    await allowed.end();
   });
 
   it('refuses a token minted for another audience, and a token for another user', async () => {
