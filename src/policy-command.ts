@@ -8,9 +8,10 @@ import { classPatternMatches, partsMatch, splitQualifiedName } from './policy/na
 import { loadSqlParser } from './policy/row-filter.js';
 import { formatPolicyError } from './policy/store.js';
 import { buildCatalog, CATALOG_SQL, type Catalog } from './rewrite/catalog.js';
+import { SYSTEM_SCHEMAS } from './rewrite/blocked.js';
 import { maskTypeError } from './rewrite/mask-sql.js';
 import { describeDecision, planRewrite } from './rewrite/plan.js';
-import { UsageError } from './token-command.js';
+import { parseClaims, UsageError } from './token-command.js';
 
 export const POLICY_HELP = `pgward policy lint [--dir policies] [--url postgres://user:pass@host/db]
   Validate the policy files (file:line:column for every problem). With --url, also
@@ -18,6 +19,7 @@ export const POLICY_HELP = `pgward policy lint [--dir policies] [--url postgres:
   nothing, and masks that do not fit their column's type. Exit code 1 on problems.
 pgward policy explain --sql "SELECT …" --url postgres://… [--dir policies]
                       (--as NAME [--groups a,b] [--claim key=value …] | --token JWT)
+                      [--search-path public]   the pinned search_path, "$user" expanded
   Print what pgward would do with a statement for an identity: the subjects it
   matches, the decision, the tables and masks involved, and the rewritten SQL.
 `;
@@ -40,6 +42,7 @@ export async function policyCommand(args: string[], io: Output): Promise<number>
       groups: { type: 'string' },
       claim: { type: 'string', multiple: true },
       token: { type: 'string' },
+      'search-path': { type: 'string', default: 'public' },
     },
   });
   await loadSqlParser();
@@ -74,7 +77,7 @@ export async function policyCommand(args: string[], io: Output): Promise<number>
       bundle: loaded.policies,
       identity,
       catalog,
-      searchPath: ['public'],
+      searchPath: values['search-path']!.split(',').map((schema) => schema.trim()),
     });
     io.out(`${describeDecision(decision)}\n`);
     return 0;
@@ -102,12 +105,8 @@ function explainIdentity(values: { as?: string; groups?: string; claim?: string[
     return { user, groups, claims, source: 'oidc' };
   }
   if (!values.as) throw new UsageError('explain needs --as NAME or --token JWT');
-  const claims: Record<string, unknown> = {};
-  for (const pair of values.claim ?? []) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--claim takes key=value, got "${pair}"`);
-    claims[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  // Claims are read as `pgward token` mints them, so a row filter renders the same way.
+  const claims = parseClaims(values.claim ?? []);
   const groups = values.groups ? values.groups.split(',').map((g) => g.trim()).filter(Boolean) : [];
   return { user: values.as, groups, claims, source: 'oidc' };
 }
@@ -156,8 +155,6 @@ function lintAgainstCatalog(bundle: PolicyBundle, catalog: Catalog): string[] {
   }
   return problems;
 }
-
-const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
 
 function maskCovers(
   resources: { tables?: readonly string[]; columns?: readonly string[]; classes?: readonly string[] },

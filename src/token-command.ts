@@ -58,7 +58,8 @@ export async function mintDevToken(args: string[], env: NodeJS.ProcessEnv = proc
   });
 }
 
-function parseClaims(pairs: string[]): Record<string, unknown> {
+/** `key=value` pairs as claims: values that parse as JSON (numbers, booleans, arrays) keep their type. */
+export function parseClaims(pairs: readonly string[]): Record<string, unknown> {
   const claims: Record<string, unknown> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');

@@ -5,6 +5,9 @@ import { Frontend } from './codes.js';
  * Parse. Everything else a client sends is relayed as raw bytes.
  */
 
+/** Terminate (protocol §55.7): constant, so it is built once. */
+export const TERMINATE_FRAME: Buffer = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
+
 export interface ParseMessage {
   /** Prepared statement name; '' is the unnamed statement. */
   name: string;

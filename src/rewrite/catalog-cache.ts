@@ -21,12 +21,15 @@ export class CatalogCache {
   private readonly snapshots = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<void>>();
   private readonly listeners = new Set<(database: string, catalog: Catalog) => void>();
+  private readonly lastRefresh = new Map<string, number>();
 
   constructor(
     private readonly maxAgeMs: number,
     private readonly loader?: CatalogLoader,
     private readonly onLoadError: (database: string, error: Error) => void = () => {},
     private readonly now: () => number = Date.now,
+    /** Clients can provoke stale-name errors at will: refreshes of one database are spaced at least this far apart. */
+    private readonly minRefreshIntervalMs = 1_000,
   ) {}
 
   fresh(database: string): Catalog | undefined {
@@ -66,6 +69,9 @@ export class CatalogCache {
 
   private refresh(database: string): void {
     if (!this.loader || this.loading.has(database)) return;
+    const last = this.lastRefresh.get(database);
+    if (last !== undefined && this.now() - last < this.minRefreshIntervalMs) return;
+    this.lastRefresh.set(database, this.now());
     const load = this.loader(database)
       .then((catalog) => this.store(database, catalog))
       .catch((error: Error) => this.onLoadError(database, error))

@@ -19,6 +19,7 @@ import {
 } from '../protocol/backend-messages.js';
 import { AuthCode, Backend, FRONTEND_TYPES, Frontend, typeTable } from '../protocol/codes.js';
 import { encodeStartupMessage, type StartupParameters } from '../protocol/startup-packet.js';
+import { TERMINATE_FRAME } from '../protocol/frontend-messages.js';
 import { describe, openUpstream, type UpstreamConnection, type UpstreamTarget } from '../upstream/connect.js';
 import { loginAsService } from '../upstream/login.js';
 import { runInternalQuery } from '../upstream/internal-query.js';
@@ -77,7 +78,6 @@ const CLIENT_WATCH = typeTable([Frontend.Terminate]);
 /** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
 const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate]);
 const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete]);
-const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
@@ -472,9 +472,11 @@ export class Session {
     const upstream = this.upstream?.socket;
     if (upstream && !upstream.destroyed) {
       // Let the upstream backend exit cleanly rather than log an unexpected EOF.
-      if (this.toUpstream?.scanner.atBoundary) upstream.end(TERMINATE);
+      if (this.toUpstream?.scanner.atBoundary) upstream.end(TERMINATE_FRAME);
       else upstream.destroy();
     }
+    // Whatever the client still sends is not read any more (a refused client may keep streaming).
+    this.opening.reader.detach();
     if (!this.client.destroyed) {
       if (!this.client.writableEnded) this.client.end();
       // A peer that never closes its side must not hold the socket (or a shutdown) forever.

@@ -8,11 +8,18 @@ import { Errors, type PgwardError } from '../errors.js';
  */
 export class SocketReader {
   private buffered: Buffer = Buffer.alloc(0);
+  /** Chunks received since `buffered` was last joined: joined once, when a read needs them. */
+  private arrived: Buffer[] = [];
+  private arrivedBytes = 0;
+  private detached = false;
   private waiter: (() => void) | undefined;
   private ended = false;
   private failure: Error | undefined;
   private readonly onData = (chunk: Buffer): void => {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.arrived.push(chunk);
+    this.arrivedBytes += chunk.length;
+    // Nobody will read more than one packet's worth ahead: stop reading until asked.
+    if (this.buffered.length + this.arrivedBytes > this.maxPacket + 5) this.socket.pause();
     this.wake();
   };
   private readonly onEnd = (): void => {
@@ -37,7 +44,7 @@ export class SocketReader {
 
   /** Bytes received but not yet read. */
   get pending(): number {
-    return this.buffered.length;
+    return this.buffered.length + this.arrivedBytes;
   }
 
   /** An untyped packet: int32 length (counting itself) then the body. */
@@ -63,9 +70,18 @@ export class SocketReader {
     return this.buffered[0]!;
   }
 
+  private join(): void {
+    if (this.arrived.length === 0) return;
+    this.buffered = Buffer.concat(this.buffered.length === 0 ? this.arrived : [this.buffered, ...this.arrived]);
+    this.arrived = [];
+    this.arrivedBytes = 0;
+  }
+
   /** Stops reading and returns what was received but not read, leaving the socket paused. */
   detach(): Buffer {
+    this.detached = true;
     this.socket.pause();
+    this.join();
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
@@ -83,9 +99,12 @@ export class SocketReader {
   }
 
   private async fill(length: number): Promise<void> {
-    while (this.buffered.length < length) {
+    for (;;) {
+      if (this.buffered.length < length) this.join();
+      if (this.buffered.length >= length) return;
       if (this.failure) throw this.failure;
-      if (this.ended) throw new ConnectionClosed();
+      if (this.ended || this.detached) throw new ConnectionClosed();
+      this.socket.resume();
       await new Promise<void>((resolve) => {
         this.waiter = resolve;
       });

@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
-import { Backend, Frontend } from '../protocol/codes.js';
+import { Backend } from '../protocol/codes.js';
+import { TERMINATE_FRAME } from '../protocol/frontend-messages.js';
 import { encodeStartupMessage } from '../protocol/startup-packet.js';
 import { buildCatalog, CATALOG_SQL, type Catalog } from '../rewrite/catalog.js';
 import { SocketReader } from '../session/socket-reader.js';
@@ -8,8 +9,9 @@ import { runInternalQuery } from './internal-query.js';
 import { loginAsService } from './login.js';
 import { decodeErrorFields } from '../protocol/backend-messages.js';
 
-const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const MAX_MESSAGE = 64 * 1024 * 1024;
+/** A load that takes longer is abandoned, so one hung connection cannot block every later refresh. */
+const DEADLINE_MS = 30_000;
 
 /**
  * Reads a catalog snapshot of one database over a short connection of
@@ -22,6 +24,7 @@ export async function loadCatalogAsService(
   database: string,
 ): Promise<Catalog> {
   const { socket, encrypted } = await openUpstream(target);
+  const deadline = setTimeout(() => socket.destroy(new Error(`catalog load exceeded ${DEADLINE_MS} ms`)), DEADLINE_MS);
   try {
     socket.write(encodeStartupMessage([['user', service.user], ['database', database], ['application_name', 'pgward catalog']]));
     const reader = new SocketReader(socket, MAX_MESSAGE);
@@ -32,6 +35,7 @@ export async function loadCatalogAsService(
     while ((await reader.readMessage())[0] !== Backend.ReadyForQuery);
     return buildCatalog(await runInternalQuery(reader, CATALOG_SQL));
   } finally {
-    socket.end(TERMINATE);
+    clearTimeout(deadline);
+    socket.end(TERMINATE_FRAME);
   }
 }

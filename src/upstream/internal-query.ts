@@ -1,5 +1,6 @@
 import { Backend } from '../protocol/codes.js';
 import { decodeErrorFields } from '../protocol/backend-messages.js';
+import { encodeQuery } from '../protocol/frontend-messages.js';
 import type { SocketReader } from '../session/socket-reader.js';
 
 /** Rows of a query pgward runs for itself, as text (NULL as null), keyed by column name. */
@@ -14,20 +15,13 @@ export class InternalQueryError extends Error {
   }
 }
 
-const QUERY = 'Q'.charCodeAt(0);
-
 /**
  * Runs a simple query of pgward's own on an upstream connection that is idle
  * and not yet handed to the relay, and reads everything up to ReadyForQuery.
  * The client never sees any of it. Returns the rows of the last statement.
  */
 export async function runInternalQuery(upstream: SocketReader, sql: string): Promise<InternalRows> {
-  const text = Buffer.from(`${sql}\0`, 'utf8');
-  const frame = Buffer.alloc(5 + text.length);
-  frame[0] = QUERY;
-  frame.writeInt32BE(4 + text.length, 1);
-  text.copy(frame, 5);
-  upstream.socket.write(frame);
+  upstream.socket.write(encodeQuery(sql));
 
   let names: string[] = [];
   let rows: InternalRows = [];

@@ -47,6 +47,8 @@ export class ScramClient {
       throw new Error('SCRAM server nonce does not extend the client nonce');
     }
     if (!salt || !Number.isInteger(iterations) || iterations < 1) throw new Error('malformed SCRAM server-first-message');
+    // The count comes from the server; an absurd one would stall pgward's event loop (pbkdf2 is synchronous here).
+    if (iterations > MAX_ITERATIONS) throw new Error(`SCRAM iteration count ${iterations} exceeds ${MAX_ITERATIONS}`);
     const channelBinding = Buffer.concat([Buffer.from(this.gs2Header), this.bindingData]).toString('base64');
     const withoutProof = `c=${channelBinding},r=${serverNonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
@@ -85,6 +87,9 @@ function parseAttributes(message: string): Map<string, string> {
   }
   return attributes;
 }
+
+/** PostgreSQL's default is 4096 (scram_iterations); this bounds what a server may ask of pgward. */
+const MAX_ITERATIONS = 1_000_000;
 
 /** DER-encoded OIDs of signature algorithms whose hash is not SHA-256. */
 const SIGNATURE_HASHES: ReadonlyArray<readonly [oid: Buffer, hash: string]> = [
