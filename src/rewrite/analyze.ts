@@ -53,7 +53,7 @@ import { isBlockedFunction } from './blocked.js';
 import { mayBeCheckedDomain, resolveFunction, resolveOperator, resolveRelation, type CatalogRelation } from './catalog.js';
 import { stripPositions } from './deparse.js';
 import { checkWriteTarget, protectedSubquerySql, readProtection, type PolicyInput, type Protection } from './protect.js';
-import { pushDownConditions, type LeakproofCheck, type PushdownColumn, type PushdownTarget } from './pushdown.js';
+import { dropFence, pushDownConditions, type LeakproofCheck, type PushdownColumn, type PushdownTarget } from './pushdown.js';
 import { privilege, quoted, refuse, Refusal, RewriteSqlState, unsupported, type Denial } from './refusal.js';
 
 export type ColumnSource =
@@ -399,7 +399,8 @@ export class Analyzer {
     this.expr(s.whereClause, level, scope);
     if (level.pushdown) {
       const sole = level.items.length === 1 && level.items[0]?.rel !== undefined && level.pushdown.length === 1 ? level.pushdown[0] : undefined;
-      pushDownConditions(s.whereClause, level.pushdown, sole, this.leakproof);
+      const everyConditionInside = pushDownConditions(s.whereClause, level.pushdown, sole, this.leakproof);
+      if (sole && everyConditionInside && !s.havingClause) dropFence(sole);
     }
     this.expr(s.groupClause, level, scope);
     this.expr(s.havingClause, level, scope);

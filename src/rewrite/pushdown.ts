@@ -47,18 +47,37 @@ const OPERATOR_TYPE: Readonly<Record<string, string>> = { varchar: 'text' };
  * @param where the level's WHERE clause (not modified)
  * @param targets the protected references at this level
  * @param soleItem the one FROM item of the level when there is exactly one, for unqualified names
+ * @returns whether the WHERE clause had conditions and every one was copied inside
  */
 export function pushDownConditions(
   where: Node | undefined,
   targets: readonly PushdownTarget[],
   soleItem: PushdownTarget | undefined,
   leakproof: LeakproofCheck,
-): void {
-  if (!where || targets.length === 0) return;
+): boolean {
+  if (!where) return false;
+  let all = true;
   for (const condition of conjuncts(where)) {
-    const placed = placeable(condition, targets, soleItem, leakproof);
+    const placed = targets.length > 0 ? placeable(condition, targets, soleItem, leakproof) : undefined;
     if (placed) addCondition(placed.target.select, placed.inner);
+    else all = false;
   }
+  return all;
+}
+
+/**
+ * The OFFSET 0 fence only matters when some condition the planner could move
+ * below the row filter might leak. A level that reads one protected reference
+ * and nothing else, whose every WHERE condition was proven leakproof (and
+ * copied inside), and that has no HAVING (the planner turns aggregate-free
+ * HAVING conditions into WHERE ones), can let the planner flatten the
+ * subquery: it then plans like the original statement. That is the shape of
+ * point lookups (`WHERE id = $1`), where the fence's extra planning shows most.
+ */
+export function dropFence(target: PushdownTarget): void {
+  delete target.select.limitOffset;
+  // As the parser writes a SELECT without LIMIT or OFFSET, so the re-parse check agrees.
+  target.select.limitOption = 'LIMIT_OPTION_DEFAULT';
 }
 
 function conjuncts(node: Node): Node[] {

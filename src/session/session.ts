@@ -410,7 +410,10 @@ export class Session {
         if (type === Backend.ReadyForQuery) {
           this.transactionStatus = frame[5]!;
           guard?.onReadyForQuery();
-        } else if (type === Backend.CommandComplete) guard?.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
+        } else if (type === Backend.CommandComplete) {
+          // SELECT is by far the most common tag and never changes the catalog: skip decoding it.
+          if (guard && !(frame[5] === 0x53 && frame[6] === 0x45 && frame[7] === 0x4c)) guard.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
+        }
         else if (isFatal(frame)) this.upstreamSentFatal = true;
         else if (guard) return guard.onServerError(frame);
         return undefined;

@@ -62,3 +62,38 @@ describe('pushing harmless conditions into protected subqueries', () => {
     expect(innerWhere(sole)).toBe("region = 'eu' AND customers.id = 1");
   });
 });
+
+describe('the OFFSET 0 fence in rewritten statements', () => {
+  async function planner(): Promise<(sql: string) => string> {
+    const { parsePolicyText } = await import('../../../src/policy/load.js');
+    const { createPolicyContext } = await import('../../../src/policy/decide.js');
+    const { buildCatalog } = await import('../../../src/rewrite/catalog.js');
+    const { planRewrite } = await import('../../../src/rewrite/plan.js');
+    const { loadSqlParser } = await import('../../../src/policy/row-filter.js');
+    const { analyst, catalogRows, DEMO_POLICIES } = await import('./fixtures.js');
+    await loadSqlParser();
+    const loaded = await parsePolicyText(DEMO_POLICIES, 'test.yaml');
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    const [row] = catalogRows();
+    const doc = JSON.parse(String(row!.catalog)) as Record<string, unknown>;
+    doc.leakproof = [['=', 'int4', 'int4']];
+    const catalog = buildCatalog([{ catalog: JSON.stringify(doc) }]);
+    const policy = createPolicyContext(loaded.policies, analyst, loaded.version);
+    return (sql) => {
+      const decision = planRewrite({ sql, protocol: 'extended', policy, bundle: loaded.policies, identity: analyst, catalog, searchPath: ['public'] });
+      if (decision.kind !== 'rewrite') throw new Error(`expected a rewrite of ${sql}, got ${decision.kind}`);
+      return decision.sql;
+    };
+  }
+
+  it('is dropped for a point lookup whose every condition is leakproof, and kept otherwise', async () => {
+    const plan = await planner();
+    const lookup = plan('SELECT ssn FROM customers WHERE id = $1');
+    expect(lookup).not.toContain('OFFSET 0');
+    expect(lookup).toContain('customers.id = $1');
+    expect(plan('SELECT ssn FROM customers WHERE id = $1 AND length(ssn) = 11')).toContain('OFFSET 0');
+    expect(plan('SELECT ssn FROM customers')).toContain('OFFSET 0');
+    expect(plan('SELECT c.ssn FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1')).toContain('OFFSET 0');
+    expect(plan('SELECT region, count(*) FROM customers WHERE id = $1 GROUP BY region HAVING region > $2')).toContain('OFFSET 0');
+  });
+});
