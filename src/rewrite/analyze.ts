@@ -189,6 +189,24 @@ const NOT_EXPRESSIONS: ReadonlySet<string> = new Set([
   'RawStmt',
 ]);
 
+/** Expression syntax that older servers read as a call of the function of this name. */
+const FUNCTION_SYNTAX: Readonly<Record<string, string>> = {
+  JsonScalarExpr: 'json_scalar',
+  JsonSerializeExpr: 'json_serialize',
+  JsonParseExpr: 'json',
+  JsonObjectConstructor: 'json_object',
+  JsonArrayConstructor: 'json_array',
+  JsonObjectAgg: 'json_objectagg',
+  JsonArrayAgg: 'json_arrayagg',
+  MergeSupportFunc: 'merge_action',
+};
+
+const JSON_FUNC_NAMES: Readonly<Record<string, string>> = {
+  JSON_EXISTS_OP: 'json_exists',
+  JSON_QUERY_OP: 'json_query',
+  JSON_VALUE_OP: 'json_value',
+};
+
 // ---------------------------------------------------------------------------
 // Output column names (PostgreSQL's FigureColname)
 
@@ -338,6 +356,8 @@ export class Analyzer {
   private readonly protections: Map<number, Protection | Denial>;
   private readonly subqueries: Map<string, Node>;
   private readonly sublinkOutputs = new WeakMap<object, Output>();
+  /** How many query levels deep the analysis is: 1 at a statement's top-level query. */
+  private queryDepth = 0;
   private trustedAnalyzer: Analyzer | undefined;
 
   constructor(options: AnalyzerOptions) {
@@ -371,6 +391,20 @@ export class Analyzer {
   }
 
   select(s: SelectStmt, outer: Level | undefined, ctes: CteScope | undefined, onLeftArm?: (out: Output) => void): Output {
+    return this.level(() => this.selectLevel(s, outer, ctes, onLeftArm));
+  }
+
+  /** Runs the analysis of one query level (SELECT, INSERT, UPDATE, DELETE, MERGE), counting the depth. */
+  private level<T>(analyze: () => T): T {
+    this.queryDepth += 1;
+    try {
+      return analyze();
+    } finally {
+      this.queryDepth -= 1;
+    }
+  }
+
+  private selectLevel(s: SelectStmt, outer: Level | undefined, ctes: CteScope | undefined, onLeftArm?: (out: Output) => void): Output {
     const scope = s.withClause ? this.with(s.withClause, outer, ctes) : ctes;
     if (s.op !== undefined && s.op !== 'SETOP_NONE') {
       const left = s.larg ? this.select(s.larg, outer, scope) : undefined;
@@ -400,7 +434,10 @@ export class Analyzer {
     if (level.pushdown) {
       const sole = level.items.length === 1 && level.items[0]?.rel !== undefined && level.pushdown.length === 1 ? level.pushdown[0] : undefined;
       const everyConditionInside = pushDownConditions(s.whereClause, level.pushdown, sole, this.leakproof);
-      if (sole && everyConditionInside && !s.havingClause) dropFence(sole);
+      // Only the statement's own top level: a query around this one (a subquery, an inlined CTE,
+      // a set operation) could have the planner push its conditions, leaky ones too, through the
+      // flattened subquery and below the row filter.
+      if (sole && everyConditionInside && !s.havingClause && this.queryDepth === 1) dropFence(sole);
     }
     this.expr(s.groupClause, level, scope);
     this.expr(s.havingClause, level, scope);
@@ -505,6 +542,7 @@ export class Analyzer {
     if ('RangeTableFunc' in node) return this.rangeTableFunc(node, node.RangeTableFunc, level, ctes);
     if ('RangeTableSample' in node) return this.rangeTableSample(node, node.RangeTableSample, level, ctes);
     if ('JsonTable' in node) {
+      this.syntaxFunction('json_table');
       const jt = node.JsonTable;
       // Every expression inside (context item, PASSING, column defaults) may refer to earlier FROM items.
       this.expr([jt.context_item, jt.passing, jt.columns, jt.on_error], level, ctes);
@@ -987,9 +1025,12 @@ export class Analyzer {
       return;
     }
     if ('JsonArrayQueryConstructor' in n) {
+      this.syntaxFunction('json_array');
       this.query(n.JsonArrayQueryConstructor.query, level, ctes);
       return;
     }
+    const syntax = 'JsonFuncExpr' in n ? JSON_FUNC_NAMES[String(n.JsonFuncExpr.op)] : FUNCTION_SYNTAX[type];
+    if (syntax !== undefined) this.syntaxFunction(syntax);
     if (NOT_EXPRESSIONS.has(type)) unsupported(`${type} inside an expression is not supported for restricted identities`);
     this.expr(record[type], level, ctes);
   }
@@ -1007,6 +1048,21 @@ export class Analyzer {
       if (access.effect === 'deny') {
         privilege(`function ${qualifiedName([res.schema, res.name])} is not a built-in function: ${access.message ?? 'permission denied'}`, access.rule);
       }
+    }
+  }
+
+  /**
+   * Syntax that PostgreSQL 16 and later read as SQL/JSON constructs (and 17 as merge_action()) is a
+   * plain function call to an older server, resolved on the search_path: there a function of that
+   * name outside pg_catalog would run, so it is checked like one.
+   */
+  private syntaxFunction(name: string): void {
+    if (this.mode === 'trusted') return;
+    const res = resolveFunction(this.input.catalog, [name], this.input.searchPath);
+    if (res.kind !== 'user') return;
+    const access = statementAccess(this.input.policy, 'function');
+    if (access.effect === 'deny') {
+      privilege(`${name.toUpperCase()} may call function ${qualifiedName([res.schema, res.name])} on this server, which is not a built-in function: ${access.message ?? 'permission denied'}`, access.rule);
     }
   }
 
@@ -1073,6 +1129,10 @@ export class Analyzer {
   }
 
   insert(s: InsertStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
+    return this.level(() => this.insertLevel(s, outer, ctes));
+  }
+
+  private insertLevel(s: InsertStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
     const scope = s.withClause ? this.with(s.withClause, outer, ctes) : ctes;
     const conflict: OnConflictClause | undefined = s.onConflictClause;
     const upsert = conflict?.action === 'ONCONFLICT_UPDATE';
@@ -1091,6 +1151,10 @@ export class Analyzer {
   }
 
   update(s: UpdateStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
+    return this.level(() => this.updateLevel(s, outer, ctes));
+  }
+
+  private updateLevel(s: UpdateStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
     const scope = s.withClause ? this.with(s.withClause, outer, ctes) : ctes;
     const target = this.writeTarget(s.relation, ['update'], true, 'UPDATE');
     const level: Level = { items: [target], parent: outer };
@@ -1101,6 +1165,10 @@ export class Analyzer {
   }
 
   delete(s: DeleteStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
+    return this.level(() => this.deleteLevel(s, outer, ctes));
+  }
+
+  private deleteLevel(s: DeleteStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
     const scope = s.withClause ? this.with(s.withClause, outer, ctes) : ctes;
     const target = this.writeTarget(s.relation, ['delete'], true, 'DELETE');
     const level: Level = { items: [target], parent: outer };
@@ -1110,6 +1178,10 @@ export class Analyzer {
   }
 
   merge(s: MergeStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
+    return this.level(() => this.mergeLevel(s, outer, ctes));
+  }
+
+  private mergeLevel(s: MergeStmt, outer: Level | undefined, ctes: CteScope | undefined): Output {
     const scope = s.withClause ? this.with(s.withClause, outer, ctes) : ctes;
     const actions = new Set<Action>();
     for (const w of s.mergeWhenClauses ?? []) {

@@ -6,7 +6,10 @@
  * stay secret from clients, POLICY-FORMAT.md).
  */
 
-/** Functions that run SQL given as text or a cursor, read files, large objects, change feeds or statement texts, or change settings. */
+/**
+ * Functions that run SQL given as text or a cursor, read files, large objects, change feeds or
+ * statement texts, change settings, or signal other sessions.
+ */
 const BLOCKED_FUNCTIONS: ReadonlySet<string> = new Set([
   // SQL given as text or a cursor: the text is never seen by the rewriter.
   'query_to_xml',
@@ -28,6 +31,11 @@ const BLOCKED_FUNCTIONS: ReadonlySet<string> = new Set([
   // Large objects: data outside every table's policies.
   'loread',
   'lowrite',
+  // Reads a table named by text, past the rewrite: the latest version of the tuple at a tid.
+  'currtid2',
+  // Signals other backends of the same role: in OIDC mode every identity shares pgward's service role.
+  'pg_cancel_backend',
+  'pg_terminate_backend',
   // Other sessions' statement texts.
   'pg_stat_get_activity',
   'pg_stat_get_backend_activity',
@@ -58,7 +66,7 @@ const BLOCKED_FUNCTION_PREFIXES: readonly string[] = [
  */
 const BLOCKED_CATALOG_RELATIONS: ReadonlySet<string> = new Set([
   'pg_statistic',
-  'pg_statistic_ext',
+  // pg_statistic_ext itself holds definitions only (psql's \d reads it); the values are in _data.
   'pg_statistic_ext_data',
   'pg_stats',
   'pg_stats_ext',

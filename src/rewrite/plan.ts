@@ -98,7 +98,6 @@ const MISC_CHECKED: Readonly<Record<string, string>> = {
 const MISC_FORWARDED: Readonly<Record<string, string>> = {
   VariableShowStmt: 'SHOW',
   DiscardStmt: 'DISCARD',
-  ListenStmt: 'LISTEN',
   UnlistenStmt: 'UNLISTEN',
   NotifyStmt: 'NOTIFY',
   ConstraintsSetStmt: 'SET CONSTRAINTS',
@@ -139,6 +138,19 @@ const LEXICAL_SETTINGS: Readonly<Record<string, (value: string) => boolean>> = {
   // PostgreSQL compares encoding names ignoring case and punctuation (clean_encoding_name).
   client_encoding: (v) => ['utf8', 'unicode'].includes(v.toLowerCase().replace(/[^a-z0-9]/g, '')),
   standard_conforming_strings: (v) => ['on', 'true', 'yes', '1', 't', 'y'].includes(v.toLowerCase()),
+};
+
+/**
+ * Settings that make the server send this session's statements back to the
+ * client: below NOTICE, client_min_messages lets through the DEBUG messages
+ * that quote every statement the extended protocol parses, binds and
+ * executes, and the LOG messages of debug_print_parse/rewritten/plan, which
+ * print whole query trees. Those are the rewritten statements, with their
+ * mask expressions — hash salts included (POLICY-FORMAT.md: the salt
+ * protects against clients). Only these values may be set.
+ */
+const ECHO_SETTINGS: Readonly<Record<string, (value: string) => boolean>> = {
+  client_min_messages: (v) => ['notice', 'warning', 'error'].includes(v.toLowerCase()),
 };
 
 /** Command names the node type does not spell out. */
@@ -239,6 +251,13 @@ function statement(a: Analyzer, node: Node): Draft {
     return { command: 'TRUNCATE TABLE', action: 'truncate' };
   }
   if ('CreateTableAsStmt' in node) return createTableAs(a, node.CreateTableAsStmt);
+  if ('ListenStmt' in node) {
+    // Notifications carry whatever other sessions (applications, triggers) put in their payloads,
+    // computed from any data and past every policy: receiving them takes the misc action.
+    const v = statementAccess(input.policy, 'misc');
+    if (v.effect === 'deny') privilege(`LISTEN is not allowed for restricted identities without the misc action: notification payloads come from other sessions, unmasked`, v.rule);
+    return { command: 'LISTEN', action: 'misc' };
+  }
   if (MISC_FORWARDED[type] !== undefined) return { command: MISC_FORWARDED[type], action: 'misc' };
   if (MISC_CHECKED[type] !== undefined) {
     requireAction(input.policy, 'misc', MISC_CHECKED[type]);
@@ -259,10 +278,15 @@ function requireAction(ctx: PolicyContext, action: 'ddl' | 'misc', command: stri
 }
 
 function explain(a: Analyzer, e: ExplainStmt): Draft {
+  let costs = true;
   for (const o of e.options ?? []) {
-    if ('DefElem' in o && o.DefElem.defname?.toLowerCase() === 'analyze') {
+    if (!('DefElem' in o)) continue;
+    const name = o.DefElem.defname?.toLowerCase();
+    if (name === 'analyze') {
       privilege('EXPLAIN ANALYZE is not allowed for restricted identities: its row counts reveal rows the policies hide');
     }
+    // The server reads the options in order, the last one wins (defGetBoolean).
+    if (name === 'costs') costs = !isFalseOption(o.DefElem.arg);
   }
   // Plans print expressions (sort keys, filters, VERBOSE target lists), of EXECUTEd statements too:
   // a hash mask's salt must never reach the client it protects against.
@@ -271,7 +295,37 @@ function explain(a: Analyzer, e: ExplainStmt): Draft {
   }
   if (!e.query) return unsupported('EXPLAIN without a statement');
   const inner = statement(a, e.query);
+  // Estimates come from the table statistics, which the server gathers over every row: for a
+  // row-filtered table they describe the hidden rows too (most common values, histogram bounds),
+  // and a cross join that multiplies the estimate turns a binary search over them into values.
+  if (costs) {
+    if ('ExecuteStmt' in e.query) {
+      privilege('EXPLAIN EXECUTE needs COSTS OFF for restricted identities: the prepared statement may read row-filtered tables, whose estimates describe hidden rows');
+    }
+    const filtered = rowFilteredTable(a);
+    if (filtered) {
+      privilege(`EXPLAIN of a statement that reads ${filtered} needs COSTS OFF for restricted identities: its estimates come from statistics over every row, including the rows the row filter hides`);
+    }
+  }
   return { command: 'EXPLAIN', action: inner.action, columns: [{ name: 'QUERY PLAN', source: COMPUTED }] };
+}
+
+/** An EXPLAIN option argument that the server reads as false (defGetBoolean: false, off, 0). */
+function isFalseOption(arg: Node | undefined): boolean {
+  if (!arg) return false;
+  if ('String' in arg) return ['false', 'off'].includes((arg.String.sval ?? '').toLowerCase());
+  if ('Integer' in arg) return (arg.Integer.ival ?? 0) === 0;
+  return false;
+}
+
+/** The first table the statement reads through a row filter, as schema.name. */
+function rowFilteredTable(a: Analyzer): string | undefined {
+  for (const [oid, use] of a.tables) {
+    if (!use.protected) continue;
+    const rel = a.input.catalog.relations.get(oid);
+    if (!rel || a.protection(rel).filters.length > 0) return `${use.schema}.${use.table}`;
+  }
+  return undefined;
 }
 
 function createTableAs(a: Analyzer, c: CreateTableAsStmt): Draft {
@@ -298,6 +352,13 @@ function setting(s: VariableSetStmt): Draft {
     const values = (s.args ?? []).map(constantText);
     if (values.length !== 1 || values[0] === undefined || !lexical(values[0])) {
       privilege(`${name} is pinned by pgward for restricted identities: pgward reads statements as UTF-8 with standard_conforming_strings on`);
+    }
+  }
+  const echo = ECHO_SETTINGS[name];
+  if (echo && s.kind === 'VAR_SET_VALUE') {
+    const values = (s.args ?? []).map(constantText);
+    if (values.length !== 1 || values[0] === undefined || !echo(values[0])) {
+      privilege(`${name} below notice is not allowed for restricted identities: the server would send the rewritten statements back`);
     }
   }
   return { command, action: 'misc' };
@@ -428,6 +489,22 @@ function originalText(bytes: Buffer, raw: RawStmt): string {
  * any statement refuses the whole message.
  */
 export function planRewrite(input: RewriteInput): RewriteDecision {
+  try {
+    return planStatements(input);
+  } catch (err) {
+    // Whatever escaped the per-statement checks (a tree too deep for the recursive walks, a bug)
+    // refuses the statement: it must neither be forwarded nor take the session or process down.
+    if (err instanceof RangeError) {
+      return { kind: 'deny', sqlstate: StatementTooComplex, message: 'statement is too deeply nested for pgward to check', statementIndex: 0 };
+    }
+    return { kind: 'deny', sqlstate: 'XX000', message: `pgward could not analyze the statement: ${errorText(err)}`, statementIndex: 0 };
+  }
+}
+
+/** PostgreSQL's statement_too_complex, which it raises itself for expressions nested too deeply. */
+const StatementTooComplex = '54001';
+
+function planStatements(input: RewriteInput): RewriteDecision {
   // The server answers an empty query with EmptyQueryResponse; the parser refuses it.
   if (input.sql.trim() === '') return { kind: 'forward', statements: [] };
   let parsed;
@@ -452,6 +529,7 @@ export function planRewrite(input: RewriteInput): RewriteDecision {
       draft = statement(analyzer, work);
     } catch (err) {
       if (err instanceof Refusal) return deny(err, i);
+      if (err instanceof RangeError) throw err;
       return { kind: 'deny', sqlstate: 'XX000', message: `pgward could not analyze the statement: ${errorText(err)}`, statementIndex: i };
     }
     const changed = !sameTree(work, expected);

@@ -48,7 +48,12 @@ export class StatementGuard {
   private sequence = 0;
   private context: string;
   /** Named prepared statements or cursors exist that were planned under the current policies. */
-  holdsPlannedState = false;
+  private holdsNamedState = false;
+  /**
+   * The unnamed prepared statement holds a statement planned under the current policies: it lives
+   * on, and can be bound again and again, until the next Parse of it or the next simple Query.
+   */
+  private holdsUnnamed = false;
 
   constructor(private readonly guard: GuardContext) {
     this.context = contextKey(guard.policy);
@@ -57,6 +62,11 @@ export class StatementGuard {
   /** A fresher catalog snapshot of this session's database: later statements resolve against it. */
   updateCatalog(catalog: Catalog): void {
     this.guard.catalog = catalog;
+  }
+
+  /** Prepared statements or cursors exist that were planned under the current policies. */
+  get holdsPlannedState(): boolean {
+    return this.holdsNamedState || this.holdsUnnamed;
   }
 
   /** Whether a policy context decides exactly as the current one. */
@@ -86,6 +96,8 @@ export class StatementGuard {
       const sql = decodeQuery(frame);
       const decision = this.decide(sql, 'simple');
       this.notePlannedState(decision);
+      // A simple Query drops the unnamed statement (PostgreSQL's exec_simple_query).
+      this.holdsUnnamed = false;
       const verdict: FrameVerdict =
         decision.kind === 'forward' ? undefined : decision.kind === 'rewrite' ? encodeQuery(decision.sql) : encodeQuery(this.refuse(denial(decision), sql));
       this.requests += 1;
@@ -96,8 +108,10 @@ export class StatementGuard {
       // Answered as a Parse would be (no extra ReadyForQuery in the pipeline).
       if (!parse) return encodeParse({ name: '', query: this.refuse(Errors.protocolViolationStatement('invalid Parse message'), ''), parameterTypes: [] });
       const decision = this.decide(parse.query, 'extended');
-      if (parse.name !== '' && decision.kind !== 'deny') this.holdsPlannedState = true;
+      if (parse.name !== '' && decision.kind !== 'deny') this.holdsNamedState = true;
       else this.notePlannedState(decision);
+      // Any Parse of the unnamed statement first drops the previous one, a refused one too.
+      if (parse.name === '') this.holdsUnnamed = decision.kind !== 'deny';
       if (decision.kind === 'forward') return undefined;
       if (decision.kind === 'rewrite') return encodeParse({ ...parse, query: decision.sql });
       return encodeParse({ name: parse.name, query: this.refuse(denial(decision), parse.query), parameterTypes: [] });
@@ -143,7 +157,7 @@ export class StatementGuard {
 
   /** PREPARE and DECLARE CURSOR leave state planned under the current policies. */
   private notePlannedState(decision: RewriteDecision): void {
-    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsPlannedState = true;
+    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsNamedState = true;
   }
 
   private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {

@@ -399,6 +399,23 @@ describe('statements', () => {
     denied(w.plan('EXPLAIN SELECT card_number FROM customers'));
   });
 
+  it('EXPLAIN of a row-filtered table needs COSTS OFF: estimates come from statistics over hidden rows', () => {
+    for (const sql of [
+      'EXPLAIN SELECT id FROM customers',
+      'EXPLAIN VERBOSE SELECT id FROM customers',
+      'EXPLAIN (COSTS) SELECT id FROM customers',
+      'EXPLAIN (COSTS on, FORMAT JSON) SELECT id FROM payments_eu',
+      'EXPLAIN (COSTS off, COSTS true) SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id',
+      'EXPLAIN (COSTS 0.0) SELECT id FROM customers',
+      'EXPLAIN EXECUTE p',
+    ]) {
+      expect(denied(w.plan(sql)).message, sql).toMatch(/COSTS OFF/);
+    }
+    for (const sql of ['EXPLAIN (COSTS OFF) SELECT id FROM customers', 'EXPLAIN (COSTS false) SELECT id FROM payments', 'EXPLAIN (COSTS 0) EXECUTE p', 'EXPLAIN SELECT id FROM orders', 'EXPLAIN SELECT 1']) {
+      expect(w.plan(sql).kind, sql).not.toBe('deny');
+    }
+  });
+
   it('DECLARE and PREPARE rewrite their query; FETCH, MOVE, CLOSE, EXECUTE, DEALLOCATE are forwarded', () => {
     const declare = w.plan('DECLARE c1 CURSOR WITH HOLD FOR SELECT ssn FROM customers');
     expect(outline(rewritten(declare))).toBe('DECLARE c1 CURSOR WITH HOLD FOR SELECT ssn FROM <public.customers> AS customers');
@@ -501,11 +518,26 @@ describe('statements', () => {
     }
   });
 
-  it('forwards transaction control, SHOW, DISCARD, LISTEN/NOTIFY without policy checks', () => {
-    const d = w.plan('BEGIN; SAVEPOINT a; RELEASE a; SHOW search_path; DISCARD ALL; LISTEN x; NOTIFY x, \'y\'; UNLISTEN *; COMMIT', stranger);
-    expect(plans(d).map((p) => p.command)).toEqual(['BEGIN', 'SAVEPOINT', 'RELEASE', 'SHOW', 'DISCARD', 'LISTEN', 'NOTIFY', 'UNLISTEN', 'COMMIT']);
+  it('SET: client_min_messages stays at notice or above, where the server cannot echo the rewritten statements', () => {
+    for (const sql of ['SET client_min_messages = debug5', 'SET client_min_messages TO log', "SET LOCAL client_min_messages = 'DEBUG1'", 'SET client_min_messages = debug']) {
+      expect(denied(w.plan(sql)).message, sql).toMatch(/client_min_messages/);
+    }
+    for (const sql of ['SET client_min_messages = notice', "SET client_min_messages TO 'WARNING'", 'SET client_min_messages = error', 'RESET client_min_messages']) {
+      expect(w.plan(sql).kind, sql).toBe('forward');
+    }
+  });
+
+  it('forwards transaction control, SHOW, DISCARD, NOTIFY/UNLISTEN without policy checks', () => {
+    const d = w.plan('BEGIN; SAVEPOINT a; RELEASE a; SHOW search_path; DISCARD ALL; NOTIFY x, \'y\'; UNLISTEN *; COMMIT', stranger);
+    expect(plans(d).map((p) => p.command)).toEqual(['BEGIN', 'SAVEPOINT', 'RELEASE', 'SHOW', 'DISCARD', 'NOTIFY', 'UNLISTEN', 'COMMIT']);
     expect(d.kind).toBe('forward');
     expect(plans(d)[3]?.columns).toEqual([{ name: 'search_path', source: { kind: 'computed' } }]);
+  });
+
+  it('LISTEN needs the misc action: notification payloads come from other sessions, unmasked', () => {
+    expect(denied(w.plan('LISTEN x', stranger)).message).toMatch(/LISTEN is not allowed/);
+    expect(denied(w.plan('LISTEN x')).message).toMatch(/misc action/);
+    expect(w.plan('LISTEN x', builder)).toMatchObject({ kind: 'forward', statements: [{ command: 'LISTEN', action: 'misc' }] });
   });
 
   it('DDL, maintenance and code execution follow the ddl / misc actions, or are refused', () => {
@@ -546,6 +578,12 @@ describe('statements', () => {
     expect(w.plan('')).toEqual({ kind: 'forward', statements: [] });
     expect(w.plan('  ;  ')).toEqual({ kind: 'forward', statements: [] });
     expect(w.plan('-- nothing')).toEqual({ kind: 'forward', statements: [] });
+  });
+
+  it('refuses a statement nested too deeply for the checker (54001) instead of throwing', () => {
+    for (const sql of [`SELECT id FROM customers WHERE id = ${'abs('.repeat(1000)}1${')'.repeat(1000)}`, `SELECT id FROM customers WHERE ${'NOT '.repeat(1000)}true`]) {
+      expect(denied(w.plan(sql), '54001').message).toMatch(/too deeply nested/);
+    }
   });
 });
 
@@ -621,7 +659,7 @@ spec:
     const select = rewritten(v.plan('SELECT status FROM orders'));
     expect(protectedRefs(select)[0]?.exprs['status']).toContain("'s3cret'");
     expect(denied(v.plan('EXPLAIN SELECT id FROM customers')).message).toMatch(/hash masks/);
-    expect(w.plan('EXPLAIN SELECT id FROM customers').kind).toBe('rewrite');
+    expect(w.plan('EXPLAIN (COSTS OFF) SELECT id FROM customers').kind).toBe('rewrite');
   });
 
   it('marks encrypted columns in provenance and passes them through unmasked', async () => {
