@@ -35,8 +35,8 @@ export class ProxyServer {
   private drained: (() => void) | undefined;
 
   constructor(private readonly options: ProxyServerOptions) {
-    options.policies?.catalogs.onUpdate((database, catalog) => {
-      for (const session of this.sessions) session.catalogUpdated(database, catalog);
+    options.policies?.catalogs.onUpdate((database, catalog, readAt) => {
+      for (const session of this.sessions) session.catalogUpdated(database, catalog, readAt);
     });
     const { cert, key, minVersion } = options.tls;
     this.secureContext =

@@ -20,8 +20,11 @@ interface Entry {
 export class CatalogCache {
   private readonly snapshots = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<void>>();
-  private readonly listeners = new Set<(database: string, catalog: Catalog) => void>();
+  private readonly listeners = new Set<(database: string, catalog: Catalog, readAt: number) => void>();
   private readonly lastRefresh = new Map<string, number>();
+  /** Databases marked stale again while a load was under way or too soon after one: read once more. */
+  private readonly again = new Set<string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly maxAgeMs: number,
@@ -32,22 +35,25 @@ export class CatalogCache {
     private readonly minRefreshIntervalMs = 1_000,
   ) {}
 
+  /** Whether stale snapshots are re-read in the background (pgward has a login of its own). */
+  get refreshes(): boolean {
+    return this.loader !== undefined;
+  }
+
   fresh(database: string): Catalog | undefined {
     const entry = this.snapshots.get(database);
     if (!entry || entry.stale || this.now() - entry.loadedAt > this.maxAgeMs) return undefined;
     return entry.catalog;
   }
 
-  store(database: string, catalog: Catalog): void {
-    const previous = this.snapshots.get(database);
-    this.snapshots.set(database, { catalog, loadedAt: this.now(), stale: false });
-    if (previous?.catalog.version !== catalog.version) {
-      for (const listener of this.listeners) listener(database, catalog);
-    }
+  /** `readAt`: when the snapshot's read began; anything committed before then is in it. */
+  store(database: string, catalog: Catalog, readAt: number = this.now()): void {
+    this.snapshots.set(database, { catalog, loadedAt: readAt, stale: false });
+    for (const listener of this.listeners) listener(database, catalog, readAt);
   }
 
-  /** Sessions hear of newer snapshots here. */
-  onUpdate(listener: (database: string, catalog: Catalog) => void): () => void {
+  /** Sessions hear of each snapshot read here, with when its read began. */
+  onUpdate(listener: (database: string, catalog: Catalog, readAt: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -62,20 +68,37 @@ export class CatalogCache {
     for (const database of this.snapshots.keys()) this.markStale(database);
   }
 
-  /** Resolves once a background refresh under way (if any) has finished. */
+  /** Resolves once background refreshes under way (if any) have finished. */
   async settled(database: string): Promise<void> {
-    await this.loading.get(database);
+    while (this.loading.has(database)) await this.loading.get(database);
   }
 
   private refresh(database: string): void {
-    if (!this.loader || this.loading.has(database)) return;
+    const loader = this.loader;
+    if (!loader) return;
+    // A change marked during a load may not be in what that load reads: read once more after it.
+    if (this.loading.has(database) || this.timers.has(database)) {
+      this.again.add(database);
+      return;
+    }
     const last = this.lastRefresh.get(database);
-    if (last !== undefined && this.now() - last < this.minRefreshIntervalMs) return;
-    this.lastRefresh.set(database, this.now());
-    const load = this.loader(database)
-      .then((catalog) => this.store(database, catalog))
+    const wait = last === undefined ? 0 : this.minRefreshIntervalMs - (this.now() - last);
+    if (wait > 0) {
+      this.timers.set(database, setTimeout(() => {
+        this.timers.delete(database);
+        this.refresh(database);
+      }, wait).unref());
+      return;
+    }
+    const readAt = this.now();
+    this.lastRefresh.set(database, readAt);
+    const load = loader(database)
+      .then((catalog) => this.store(database, catalog, readAt))
       .catch((error: Error) => this.onLoadError(database, error))
-      .finally(() => this.loading.delete(database));
+      .finally(() => {
+        this.loading.delete(database);
+        if (this.again.delete(database)) this.refresh(database);
+      });
     this.loading.set(database, load);
   }
 }

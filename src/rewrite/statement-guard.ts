@@ -22,6 +22,11 @@ export interface GuardContext {
   log: Logger;
   /** Told about statements that may change the catalog (DDL), so snapshots get refreshed. */
   onCatalogChange: () => void;
+  /**
+   * Told when this session's own schema change completed: a fresh snapshot must
+   * reach the guard (updateCatalog) before statements that read tables are decided.
+   */
+  onOwnSchemaChange: () => void;
 }
 
 /** undefined_table, undefined_column, datatype_mismatch: what a stale snapshot causes. */
@@ -46,6 +51,10 @@ export class StatementGuard {
   private readies = 0;
   private readonly markerPrefix = `pgward_denied_${randomBytes(6).toString('hex')}_`;
   private sequence = 0;
+  /** A schema change of this session was forwarded; its ReadyForQuery has not come back yet. */
+  private schemaChangeInFlight = false;
+  /** Since when the session waits for a catalog read begun after its own schema change. */
+  private awaitingCatalogSince: number | undefined;
   private context: string;
   /** Named prepared statements or cursors exist that were planned under the current policies. */
   private holdsNamedState = false;
@@ -60,8 +69,10 @@ export class StatementGuard {
   }
 
   /** A fresher catalog snapshot of this session's database: later statements resolve against it. */
-  updateCatalog(catalog: Catalog): void {
+  /** `readAt`: when the snapshot's read began; it ends the wait for one read after this session's schema change. */
+  updateCatalog(catalog: Catalog, readAt: number): void {
     this.guard.catalog = catalog;
+    if (this.awaitingCatalogSince !== undefined && readAt >= this.awaitingCatalogSince) this.awaitingCatalogSince = undefined;
   }
 
   /** Prepared statements or cursors exist that were planned under the current policies. */
@@ -94,7 +105,7 @@ export class StatementGuard {
     }
     if (type === Frontend.Query) {
       const sql = decodeQuery(frame);
-      const decision = this.decide(sql, 'simple');
+      const decision = this.admit(this.decide(sql, 'simple'));
       this.notePlannedState(decision);
       // A simple Query drops the unnamed statement (PostgreSQL's exec_simple_query).
       this.holdsUnnamed = false;
@@ -107,7 +118,7 @@ export class StatementGuard {
       const parse = decodeParse(frame);
       // Answered as a Parse would be (no extra ReadyForQuery in the pipeline).
       if (!parse) return encodeParse({ name: '', query: this.refuse(Errors.protocolViolationStatement('invalid Parse message'), ''), parameterTypes: [] });
-      const decision = this.decide(parse.query, 'extended');
+      const decision = this.admit(this.decide(parse.query, 'extended'));
       if (parse.name !== '' && decision.kind !== 'deny') this.holdsNamedState = true;
       else this.notePlannedState(decision);
       // Any Parse of the unnamed statement first drops the previous one, a refused one too.
@@ -144,6 +155,11 @@ export class StatementGuard {
    */
   readonly onReadyForQuery = (): void => {
     this.readies += 1;
+    if (this.schemaChangeInFlight) {
+      this.schemaChangeInFlight = false;
+      this.awaitingCatalogSince = Date.now();
+      this.guard.onOwnSchemaChange();
+    }
     if (this.pending.size === 0) return;
     for (const [marker, refusal] of this.pending) {
       if (refusal.answeredBy <= this.readies) this.pending.delete(marker);
@@ -154,6 +170,37 @@ export class StatementGuard {
   readonly onCommandComplete = (tag: string): void => {
     if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
   };
+
+  /**
+   * Schema changes are barriers: a statement that changes the catalog must come
+   * alone (the others of its message were decided against the catalog before
+   * it), and until the fresh snapshot arrives no statement that reads a table
+   * is decided against the stale one. Statements that read no table — COMMIT,
+   * ROLLBACK, SET — go on.
+   */
+  private admit(decision: RewriteDecision): RewriteDecision {
+    const retry = (statementIndex: number): RewriteDecision => ({
+      kind: 'deny',
+      sqlstate: '55000',
+      message: 'the schema changed and pgward is still reading it; retry the statement',
+      statementIndex,
+    });
+    if (decision.kind === 'deny') {
+      // A name the stale snapshot lacks may be the one just created.
+      const stale = this.awaitingCatalogSince !== undefined && STALE_CATALOG_CODES.has(decision.sqlstate);
+      return stale ? retry(decision.statementIndex) : decision;
+    }
+    const reads = decision.statements.findIndex((statement) => statement.tables.length > 0);
+    if (this.awaitingCatalogSince !== undefined && reads >= 0) return retry(reads);
+    const changes = decision.statements.findIndex((statement) => statement.action === 'ddl');
+    if (changes >= 0) {
+      if (decision.statements.length > 1) {
+        return { kind: 'deny', sqlstate: '0A000', message: 'send statements that change the schema on their own, not with others', statementIndex: changes };
+      }
+      this.schemaChangeInFlight = true;
+    }
+    return decision;
+  }
 
   /** PREPARE and DECLARE CURSOR leave state planned under the current policies. */
   private notePlannedState(decision: RewriteDecision): void {

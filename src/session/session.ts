@@ -355,12 +355,20 @@ export class Session {
       planCache: runtime.planCache,
       log: this.context.log,
       onCatalogChange: () => runtime.catalogs.markStale(this.database),
+      onOwnSchemaChange: () => {
+        runtime.catalogs.markStale(this.database);
+        // Without a service login there is no background refresh: the session ends, its client reconnects.
+        // (After the ReadyForQuery being relayed has reached the client.)
+        if (!runtime.catalogs.refreshes) {
+          queueMicrotask(() => this.terminate(Errors.sessionExpired('this session changed the schema; reconnect to continue')));
+        }
+      },
     });
   }
 
   /** A fresher snapshot of some database's catalog: a guarded session of that database moves to it. */
-  catalogUpdated(database: string, catalog: Catalog): void {
-    if (database === this.database) this.guard?.updateCatalog(catalog);
+  catalogUpdated(database: string, catalog: Catalog, readAt: number): void {
+    if (database === this.database) this.guard?.updateCatalog(catalog, readAt);
   }
 
   /**

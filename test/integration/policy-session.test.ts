@@ -34,6 +34,8 @@ spec:
     admins: { anyOf: [ { group: loaders } ] }
   rules:
     - { name: admins-all, effect: allow, subjects: [admins], actions: [all], resources: { tables: ["*.*"] } }
+    - { name: analysts-ddl, effect: allow, subjects: [analysts], actions: [ddl], resources: { tables: ["*.*"] } }
+    - { name: analysts-scratch, effect: allow, subjects: [analysts], actions: [select], resources: { tables: [public.scratch] } }
     - name: analysts-customers
       effect: allow
       subjects: [analysts]
@@ -58,6 +60,7 @@ insert into customers values
   (2, 'Bo Eu', 'bo@example.eu', '222-33-4444', 'eu', '4222 2222 2222 2222'),
   (3, 'Cy Us', 'cy@example.us', '999-88-7777', 'us', '4333 3333 3333 3333');
 grant select on customers to scram_user;
+grant create on schema public to scram_user;
 `;
 
 const SERVICE = { user: 'scram_user', password: TEST_PASSWORDS.scram_user };
@@ -283,6 +286,27 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
       if (rows.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(rows).toEqual([{ nickname: 'n-1' }, { nickname: 'n-2' }]);
+    await a.end();
+  });
+
+  it('treats its own schema changes as barriers until the catalog is read again', async () => {
+    const a = await analyst();
+    const mixed = await errorOf(() => a.query('create table scratch (id int); select 1 from customers'));
+    expect(mixed.code).toBe('0A000');
+    await a.query('create table scratch (id int)');
+    // Statements that read no table go on; reads wait for the fresh snapshot (retry on 55000).
+    expect((await a.query('select 1 as ok')).rows[0].ok).toBe(1);
+    let rows: unknown[] | undefined;
+    for (let attempt = 0; attempt < 50 && rows === undefined; attempt++) {
+      rows = await a.query('select count(*)::int as n from scratch').then(
+        (r) => r.rows,
+        (e: { code?: string }) => {
+          expect(e.code).toBe('55000');
+          return new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 100));
+        },
+      );
+    }
+    expect(rows).toEqual([{ n: 0 }]);
     await a.end();
   });
 

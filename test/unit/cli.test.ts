@@ -19,6 +19,13 @@ async function pgward(args: string[], env: Record<string, string> = {}): Promise
 }
 
 describe('pgward command line', () => {
+  it('is executable, so npx pgward runs it after npm ci', async () => {
+    const { statSync } = await import('node:fs');
+    expect(statSync(CLI).mode & 0o111).not.toBe(0);
+    const { stdout } = await run('npx', ['--no-install', 'pgward', '--help'], { cwd: join(import.meta.dirname, '../..'), timeout: 20_000 });
+    expect(stdout).toMatch(/pgward start/);
+  });
+
   it('prints help', async () => {
     const result = await pgward(['--help']);
     expect(result.code).toBe(0);

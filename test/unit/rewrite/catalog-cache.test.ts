@@ -17,7 +17,7 @@ describe('CatalogCache', () => {
     expect(cache.fresh('demo')).toBeUndefined();
   });
 
-  it('refreshes a stale snapshot in the background once, and tells listeners of new versions only', async () => {
+  it('refreshes a stale snapshot in the background once, and tells listeners of every snapshot read', async () => {
     const loads: string[] = [];
     const cache = new CatalogCache(60_000, async (database) => {
       loads.push(database);
@@ -31,7 +31,6 @@ describe('CatalogCache', () => {
     await cache.settled('demo');
     expect(loads).toEqual(['demo']);
     expect(cache.fresh('demo')?.version).toBe('v2');
-    cache.store('demo', snapshot('v2'));
     expect(updates).toEqual(['demo:v1', 'demo:v2']);
   });
 
@@ -43,5 +42,34 @@ describe('CatalogCache', () => {
     await cache.settled('demo');
     expect(errors).toEqual(['demo: no route']);
     expect(cache.fresh('demo')).toBeUndefined();
+  });
+
+  it('reads once more when marked stale during a load, and spaces reads out', async () => {
+    let now = 0;
+    let release: (() => void) | undefined;
+    const reads: number[] = [];
+    const cache = new CatalogCache(
+      60_000,
+      (database) => {
+        reads.push(now);
+        return new Promise((resolve) => {
+          release = () => resolve(snapshot(`${database}@${now}`));
+        });
+      },
+      undefined,
+      () => now,
+      0,
+    );
+    const seen: Array<[string, number]> = [];
+    cache.onUpdate((_db, catalog, readAt) => seen.push([catalog.version, readAt]));
+    cache.markStale('demo');
+    now = 5;
+    cache.markStale('demo'); // a change during the first read
+    release!();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    release!();
+    await cache.settled('demo');
+    expect(reads).toEqual([0, 5]);
+    expect(seen.map(([, readAt]) => readAt)).toEqual([0, 5]);
   });
 });
