@@ -570,7 +570,7 @@ export class Analyzer {
     const rel = resolveRelation(this.input.catalog, parts, this.input.searchPath);
     if (!rel) {
       if (parts.length === 3 && parts[0] !== this.input.catalog.database) {
-        unsupported(`cross-database references are not implemented: ${qualifiedName(parts)}`);
+        unsupported(`cross-database references are not supported: ${qualifiedName(parts)}`);
       }
       refuse(RewriteSqlState.UndefinedTable, `relation ${quoted(parts.join('.'))} does not exist`);
     }
@@ -917,7 +917,7 @@ export class Analyzer {
       }
     } else if (parts.length === 3 || parts.length === 4) {
       if (parts.length === 4 && parts[0] !== this.input.catalog.database) {
-        return unsupported(`cross-database references are not implemented: ${qualifiedName(parts)}`);
+        return unsupported(`cross-database references are not supported: ${qualifiedName(parts)}`);
       }
       const [x, y, z] = parts.slice(-3) as [string, string, string];
       const qualified = this.findQualified(level, x, y);

@@ -111,17 +111,24 @@ describe('embedded default database', () => {
     }
   });
 
-  it.runIf(process.getuid?.() === 0)('explains a data directory the unprivileged user cannot reach', async () => {
+  it('explains a data directory the server user cannot reach (root), or starts in it (not root)', async () => {
     const closed = join(root, 'closed');
     await mkdir(closed, { mode: 0o700 });
     await chmod(closed, 0o700);
-    await expect(
+    const start = () =>
       startPostgres({
         binDir: embeddedPostgresBinDir(),
         dataDir: join(closed, 'data'),
         superuser: 'x',
         superuserPassword: 'x',
-      }),
-    ).rejects.toThrow(/not traversable by pgward/);
+      });
+    if (process.getuid?.() === 0) {
+      // As root, PostgreSQL runs as the unprivileged user pgward, which cannot enter a 0700 folder of root's.
+      await expect(start()).rejects.toThrow(/not traversable by pgward/);
+    } else {
+      // Otherwise the server runs as this very user, which owns the folder.
+      const server = await start();
+      await server.stop();
+    }
   });
 });
