@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { ProxyServer } from '../../src/proxy-server.js';
+import { parseOidcConfig, type OidcConfigInput } from '../../src/auth/oidc-config.js';
+import { OidcVerifier } from '../../src/auth/oidc-verifier.js';
 import type { PolicyRuntime, SessionAuth } from '../../src/session/session.js';
 import type { UpstreamTarget } from '../../src/upstream/connect.js';
 import type { TestServerInfo } from './test-servers.js';
@@ -88,4 +90,31 @@ export async function errorOf(action: () => Promise<unknown>): Promise<Error & {
     return error as Error & { code?: string };
   }
   throw new Error('expected an error, but the action succeeded');
+}
+
+type OidcAuth = Extract<SessionAuth, { mode: 'oidc' }>;
+
+/**
+ * OIDC authentication against one issuer, logging in upstream as `service`.
+ * All test clients share 127.0.0.1, so the failure throttle is effectively off
+ * unless a test sets one.
+ */
+export function oidcSessionAuth(
+  issuer: string,
+  service: OidcAuth['service'],
+  overrides: Partial<OidcConfigInput> = {},
+  extra: Partial<OidcAuth> = {},
+): SessionAuth {
+  const config = parseOidcConfig({ issuers: [{ issuer, audience: 'pgward' }], throttle: { maxFailures: 10_000 }, ...overrides });
+  return {
+    mode: 'oidc',
+    verifier: new OidcVerifier(config),
+    maxTokenBytes: config.maxTokenBytes,
+    oauthBearer: undefined,
+    plaintextAllowed: false,
+    service,
+    terminateAtExpiry: config.terminateAtExpiry,
+    maxSessionLifetimeSeconds: config.maxSessionLifetimeSeconds,
+    ...extra,
+  };
 }

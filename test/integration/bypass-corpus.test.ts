@@ -17,8 +17,6 @@ import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseOidcConfig } from '../../src/auth/oidc-config.js';
-import { OidcVerifier } from '../../src/auth/oidc-verifier.js';
 import { silentLogger } from '../../src/log.js';
 import { loadSqlParser } from '../../src/policy/row-filter.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -27,7 +25,7 @@ import { CatalogCache } from '../../src/rewrite/catalog-cache.js';
 import { PlanCache } from '../../src/rewrite/plan-cache.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
-import { startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
+import { oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
 import { psql } from '../helpers/psql.js';
 import { passwordMessage, RawClient, typedFrame } from '../helpers/raw-client.js';
 import { freshDatabase, TEST_PASSWORDS, type TestServerInfo } from '../helpers/test-servers.js';
@@ -110,21 +108,11 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       planCache: new PlanCache(5000),
       catalogs: new CatalogCache(60_000),
     };
-    const config = parseOidcConfig({ issuers: [{ issuer: provider.issuer, audience: 'pgward' }], throttle: { maxFailures: 100_000 } });
     pgward = await startPgward(server, {
       upstreamTls: 'disable',
       tlsRequired: false,
       policies: runtime,
-      auth: {
-        mode: 'oidc',
-        verifier: new OidcVerifier(config),
-        maxTokenBytes: config.maxTokenBytes,
-        oauthBearer: undefined,
-        plaintextAllowed: true,
-        service: { user: 'scram_user', password: TEST_PASSWORDS.scram_user },
-        terminateAtExpiry: false,
-        maxSessionLifetimeSeconds: undefined,
-      },
+      auth: oidcSessionAuth(provider.issuer, { user: 'scram_user', password: TEST_PASSWORDS.scram_user }, { terminateAtExpiry: false, throttle: { maxFailures: 100_000 } }, { plaintextAllowed: true }),
     });
     runtime.store.onChange(() => pgward.proxy.policiesChanged());
     tap = await startTap(pgward.port);

@@ -6,12 +6,11 @@ import { promisify } from 'node:util';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT, type JWK } from 'jose';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseOidcConfig, type OidcConfigInput } from '../../src/auth/oidc-config.js';
-import { OidcVerifier } from '../../src/auth/oidc-verifier.js';
+import type { OidcConfigInput } from '../../src/auth/oidc-config.js';
 import { decodeErrorFields } from '../../src/protocol/backend-messages.js';
 import type { SessionAuth } from '../../src/session/session.js';
 import { privateJwk, startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
-import { connectPg, errorOf, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
+import { connectPg, errorOf, oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
 import { psql } from '../helpers/psql.js';
 import { RawClient, typedFrame } from '../helpers/raw-client.js';
 import { startTcpHop, type TcpHop } from '../helpers/tcp-hop.js';
@@ -21,19 +20,7 @@ const USER = 'svc-reporting';
 const SERVICE = { user: 'scram_user', password: TEST_PASSWORDS.scram_user };
 
 function oidcAuth(issuer: string, overrides: Partial<OidcConfigInput> = {}, extra: Partial<Extract<SessionAuth, { mode: 'oidc' }>> = {}): SessionAuth {
-  // All test clients share 127.0.0.1: only the throttle test keeps the default failure limit.
-  const config = parseOidcConfig({ issuers: [{ issuer, audience: 'pgward' }], throttle: { maxFailures: 10_000 }, ...overrides });
-  return {
-    mode: 'oidc',
-    verifier: new OidcVerifier(config),
-    maxTokenBytes: config.maxTokenBytes,
-    oauthBearer: undefined,
-    plaintextAllowed: false,
-    service: SERVICE,
-    terminateAtExpiry: config.terminateAtExpiry,
-    maxSessionLifetimeSeconds: config.maxSessionLifetimeSeconds,
-    ...extra,
-  };
+  return oidcSessionAuth(issuer, SERVICE, overrides, extra);
 }
 
 /** Signs a token with one of the provider's own private keys, with claims of the test's choosing. */

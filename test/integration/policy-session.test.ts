@@ -4,8 +4,6 @@ import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseOidcConfig } from '../../src/auth/oidc-config.js';
-import { OidcVerifier } from '../../src/auth/oidc-verifier.js';
 import { silentLogger } from '../../src/log.js';
 import { loadSqlParser } from '../../src/policy/row-filter.js';
 import { PolicyStore } from '../../src/policy/store.js';
@@ -14,7 +12,7 @@ import { loadCatalogAsService } from '../../src/upstream/catalog-loader.js';
 import { PlanCache } from '../../src/rewrite/plan-cache.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
-import { connectPg, errorOf, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
+import { connectPg, errorOf, oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
 import { psql } from '../helpers/psql.js';
 import { freshDatabase, TEST_PASSWORDS, type TestServerInfo } from '../helpers/test-servers.js';
 
@@ -102,20 +100,10 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
         loadCatalogAsService({ address: { host: '127.0.0.1', port: server.port }, tlsMode: 'disable', connectTimeoutMs: 5_000 }, SERVICE, database),
       ),
     };
-    const config = parseOidcConfig({ issuers: [{ issuer: provider.issuer, audience: 'pgward' }], throttle: { maxFailures: 10_000 } });
     pgward = await startPgward(server, {
       upstreamTls: 'disable',
       policies: runtime,
-      auth: {
-        mode: 'oidc',
-        verifier: new OidcVerifier(config),
-        maxTokenBytes: config.maxTokenBytes,
-        oauthBearer: undefined,
-        plaintextAllowed: false,
-        service: SERVICE,
-        terminateAtExpiry: true,
-        maxSessionLifetimeSeconds: undefined,
-      },
+      auth: oidcSessionAuth(provider.issuer, SERVICE),
     });
     runtime.store.onChange(() => pgward.proxy.policiesChanged());
   });
