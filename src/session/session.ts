@@ -143,8 +143,11 @@ export class Session {
       this.startRelay(opening.reader.detach(), upstream.detach());
     } catch (error) {
       if (error instanceof ProtocolError) return this.refuse(error.error);
-      if (!(error instanceof ConnectionClosed)) context.log.warn('session startup failed', { error: (error as Error).message });
-      this.end('startup failed');
+      // The client left: nobody to tell. Otherwise the client hears why rather than seeing a bare EOF.
+      if (this.closing) return;
+      if (error instanceof ConnectionClosed) return this.refuse(Errors.upstreamLost());
+      context.log.warn('session startup failed', { error: (error as Error).message });
+      this.refuse(Errors.internal('pgward could not complete the session startup'));
     }
   }
 
