@@ -1,23 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { alice, compiled } from './row-filter-fixtures.js';
 import type { Identity } from '../../../src/auth/identity.js';
-import { compileRowFilter, loadSqlParser, parsePlaceholder, placeholderKey, resolvePlaceholder, type CompiledRowFilter } from '../../../src/policy/row-filter.js';
+import { compileRowFilter, loadSqlParser, parsePlaceholder, placeholderKey, resolvePlaceholder } from '../../../src/policy/row-filter.js';
 
 beforeAll(async () => {
   await loadSqlParser();
 });
 
-const alice: Identity = {
-  user: 'alice',
-  groups: ['analyst', 'eu-team'],
-  claims: { region: 'eu', level: 3, ratio: 1.5, big: 1e21, active: false, org: { unit: 'sales', tags: ['a', 'b'] } },
-  source: 'oidc',
-};
-
-function compiled(text: string): CompiledRowFilter {
-  const result = compileRowFilter(text);
-  if (!result.ok) throw new Error(`${result.message} at ${result.offset}`);
-  return result.filter;
-}
 
 describe('parsePlaceholder', () => {
   it('knows the three roots', () => {

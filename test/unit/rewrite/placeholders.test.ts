@@ -1,33 +1,20 @@
 import { parseSync } from 'libpg-query';
 import type { Node } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { alice, compiled } from '../policy/row-filter-fixtures.js';
 import type { Identity } from '../../../src/auth/identity.js';
 import {
-  compileRowFilter,
   deparseExpression,
   literalNode,
   loadSqlParser,
   renderRowFilter,
   stripLocations,
-  type CompiledRowFilter,
 } from '../../../src/rewrite/placeholders.js';
 
 beforeAll(async () => {
   await loadSqlParser();
 });
 
-const alice: Identity = {
-  user: 'alice',
-  groups: ['analyst', 'eu-team'],
-  claims: { region: 'eu', level: 3, ratio: 1.5, big: 1e21, active: false, org: { unit: 'sales', tags: ['a', 'b'] } },
-  source: 'oidc',
-};
-
-function compiled(text: string): CompiledRowFilter {
-  const result = compileRowFilter(text);
-  if (!result.ok) throw new Error(`${result.message} at ${result.offset}`);
-  return result.filter;
-}
 
 function expressionOf(sql: string): Node {
   const stmt = parseSync(`SELECT 1 WHERE ${sql}`).stmts?.[0]?.stmt;
