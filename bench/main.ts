@@ -463,7 +463,9 @@ async function policyPhase(bench: Bench): Promise<void> {
     out(
       'Plan cache counters are the deltas over all runs of a mode (admin /metrics). With -M prepared pgbench parses once per ' +
         'connection and then only binds and executes, so the cache is consulted once per client; with -M simple every ' +
-        'statement is looked up, and its literal aid makes almost every text new (misses: a full parse, rewrite and check).',
+        'statement is looked up; its literal aid makes every text new, but the shape stays the same, so after the first miss ' +
+        'the hits are template fills (a parse of the statement, no rewrite). The server still parses and plans the ' +
+        'longer rewritten text every time, which the prepared mode does once.',
     );
     if (untouched.length > 0) {
       bench.problems.push(

@@ -78,6 +78,7 @@ async function serve(config: Config, embedded: EmbeddedDefault | undefined, log:
           pgward_buffered_bytes: state.proxy?.bufferedBytes ?? 0,
           pgward_plan_cache_hits_total: policies?.planCache.hits ?? 0,
           pgward_plan_cache_misses_total: policies?.planCache.misses ?? 0,
+          pgward_plan_cache_template_hits_total: policies?.planCache.templateHits ?? 0,
           pgward_plan_cache_entries: policies?.planCache.size ?? 0,
         }),
         documents: () => documents,

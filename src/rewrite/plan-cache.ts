@@ -1,39 +1,68 @@
 import { LRUCache } from 'lru-cache';
+import { buildTemplate, fillTemplate, literalShape, type LiteralTemplate } from './literal-template.js';
 import type { RewriteDecision } from './plan.js';
 
+/** Everything besides the statement that a rewrite decision depends on. */
+export interface PlanScope {
+  /** contextKey: the identity attributes the matching policies read, and the policy version. */
+  readonly context: string;
+  readonly catalog: string;
+  readonly searchPath: readonly string[];
+  readonly protocol: string;
+}
+
 /**
- * Rewrite decisions by SQL text and policy context, so a repeated statement
- * costs a lookup instead of a parse, analysis and deparse. The key holds
- * everything a decision depends on: the identity attributes the matching
- * policies read and the policy version (contextKey), the catalog version, the
- * pinned search_path and the protocol.
+ * Rewrite decisions, so a repeated statement costs a lookup instead of a
+ * parse, analysis and deparse. Statements are looked up twice over: by their
+ * shape (literal-template.ts), which holds for every statement that differs
+ * only in its constants, and by exact text for the rest. The scope is part of
+ * every key.
  */
 export class PlanCache {
   private readonly entries: LRUCache<string, RewriteDecision>;
+  /** Templates by shape; `false` remembers a shape that gets none, so it is not tried again. */
+  private readonly templates: LRUCache<string, LiteralTemplate | false>;
   hits = 0;
   misses = 0;
+  templateHits = 0;
 
   constructor(maxEntries: number) {
     this.entries = new LRUCache({ max: Math.max(1, maxEntries) });
+    this.templates = new LRUCache({ max: Math.max(1, maxEntries) });
   }
 
-  lookup(key: string, plan: () => RewriteDecision): RewriteDecision {
+  lookup(scope: PlanScope, sql: string, plan: (sql: string) => RewriteDecision): RewriteDecision {
+    const key = planKey(scope, sql);
     const cached = this.entries.get(key);
     if (cached) {
       this.hits += 1;
       return cached;
     }
+    const shape = literalShape(sql);
+    const shapeKey = shape && planKey(scope, shape.key);
+    const template = shapeKey === undefined ? undefined : this.templates.get(shapeKey);
+    if (shape && template) {
+      this.hits += 1;
+      this.templateHits += 1;
+      return fillTemplate(template, shape);
+    }
     this.misses += 1;
-    const decision = plan();
+    const decision = plan(sql);
+    // A shape is tried once: what gets no template is cached by its text.
+    if (shape && shapeKey !== undefined && template === undefined) {
+      const built = buildTemplate(shape, sql, decision, plan);
+      this.templates.set(shapeKey, built ?? false);
+      if (built) return decision;
+    }
     this.entries.set(key, decision);
     return decision;
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.templates.size;
   }
 }
 
-export function planKey(parts: { context: string; catalog: string; searchPath: readonly string[]; protocol: string; sql: string }): string {
-  return `${parts.context}\u0000${parts.catalog}\u0000${parts.searchPath.join(',')}\u0000${parts.protocol}\u0000${parts.sql}`;
+function planKey(scope: PlanScope, statement: string): string {
+  return `${scope.context}\u0000${scope.catalog}\u0000${scope.searchPath.join(',')}\u0000${scope.protocol}\u0000${statement}`;
 }

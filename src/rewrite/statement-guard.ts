@@ -9,7 +9,7 @@ import { Frontend } from '../protocol/codes.js';
 import type { FrameVerdict } from '../protocol/frame-scanner.js';
 import { decodeParse, decodeQuery, encodeParse, encodeQuery } from '../protocol/frontend-messages.js';
 import type { Catalog } from './catalog.js';
-import { PlanCache, planKey } from './plan-cache.js';
+import type { PlanCache } from './plan-cache.js';
 import { planRewrite, type RewriteDecision } from './plan.js';
 
 export interface GuardContext {
@@ -209,18 +209,24 @@ export class StatementGuard {
 
   private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {
     const { guard } = this;
-    const key = planKey({ context: this.context, catalog: guard.catalog.version, searchPath: guard.searchPath, protocol, sql });
-    return guard.planCache.lookup(key, () =>
-      planRewrite({
-        sql,
-        protocol,
-        policy: guard.policy,
-        bundle: guard.bundle,
-        identity: guard.identity,
-        catalog: guard.catalog,
-        searchPath: guard.searchPath,
-      }),
-    );
+    const scope = { context: this.context, catalog: guard.catalog.version, searchPath: guard.searchPath, protocol };
+    try {
+      return guard.planCache.lookup(scope, sql, (text) =>
+        planRewrite({
+          sql: text,
+          protocol,
+          policy: guard.policy,
+          bundle: guard.bundle,
+          identity: guard.identity,
+          catalog: guard.catalog,
+          searchPath: guard.searchPath,
+        }),
+      );
+    } catch (err) {
+      // A fault of pgward's, not the client's: refuse this statement and keep the session.
+      guard.log.error('statement check failed', { user: guard.identity.user, error: err instanceof Error ? err.message : String(err) });
+      return { kind: 'deny', sqlstate: 'XX000', message: 'pgward could not check the statement', statementIndex: 0 };
+    }
   }
 
   private refuse(error: PgwardError, sql: string): string {

@@ -14,6 +14,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseSync } from 'libpg-query';
+import type { A_Const, Node } from 'libpg-query';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -21,8 +23,13 @@ import { silentLogger } from '../../src/log.js';
 import { loadSqlParser } from '../../src/policy/row-filter.js';
 import { PolicyStore } from '../../src/policy/store.js';
 import { decodeErrorFields } from '../../src/protocol/backend-messages.js';
+import { createPolicyContext } from '../../src/policy/decide.js';
+import { buildCatalog, CATALOG_SQL } from '../../src/rewrite/catalog.js';
 import { CatalogCache } from '../../src/rewrite/catalog-cache.js';
+import { deparseStatement, sameTree, stripPositions } from '../../src/rewrite/deparse.js';
+import { literalShape } from '../../src/rewrite/literal-template.js';
 import { PlanCache } from '../../src/rewrite/plan-cache.js';
+import { planRewrite, type RewriteDecision } from '../../src/rewrite/plan.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
 import { oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
@@ -316,6 +323,43 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     await runtime.store.reload();
     await changed;
   };
+
+  // Statements that differ only in constants share one rewrite template (literal-template.ts). Each
+  // corpus statement is planned, then a copy with every constant changed is looked up: what the
+  // template gives it must be exactly what a fresh rewrite of the copy gives.
+  it('rewrite templates give every corpus statement with other constants what a fresh rewrite gives', async () => {
+    const catalog = buildCatalog((await superuser.query(CATALOG_SQL)).rows as Record<string, unknown>[]);
+    const policies = runtime.store.current;
+    const identity = { user: ANALYST, groups: ['analysts', 'ops'], claims: { region: 'eu' }, source: 'oidc' as const };
+    const policy = createPolicyContext(policies.bundle, identity, policies.version);
+    const problems: string[] = [];
+    let templated = 0;
+    for (const protocol of ['simple', 'extended'] as const) {
+      const direct = (sql: string): RewriteDecision =>
+        planRewrite({ sql, protocol, policy, bundle: policies.bundle, identity, catalog, searchPath: ['"$user"', 'public'] });
+      for (const sql of new Set([...corpus.map((a) => a.sql), ...pairs.flatMap((p) => [p.sql(p.secret), p.sql(p.decoy)])])) {
+        const shape = literalShape(sql);
+        if (!shape) continue;
+        const variant = withOtherConstants(sql);
+        if (variant === undefined || literalShape(variant)?.key !== shape.key) continue;
+        const cache = new PlanCache(10);
+        const scope = { context: 'corpus', catalog: catalog.version, searchPath: ['"$user"', 'public'], protocol };
+        cache.lookup(scope, sql, direct);
+        const got = cache.lookup(scope, variant, direct);
+        if (cache.templateHits === 0) continue;
+        templated += 1;
+        count('template: same as a fresh rewrite');
+        const want = direct(variant);
+        const same =
+          got.kind === want.kind &&
+          (got.kind !== 'rewrite' || want.kind !== 'rewrite' || sameTree(stripPositions(parseSync(got.sql).stmts), stripPositions(parseSync(want.sql).stmts))) &&
+          (got.kind === 'deny' || want.kind === 'deny' || JSON.stringify(got.statements) === JSON.stringify(want.statements));
+        if (!same) problems.push(`${protocol}: ${variant}\n  template: ${JSON.stringify(got)}\n  fresh:    ${JSON.stringify(want)}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(templated).toBeGreaterThan(300);
+  });
 
   // Plans of row-filtered tables follow statistics over every row, the hidden ones included: here a
   // join whose method flips with the estimated number of orders would tell a hidden customer's order
@@ -833,3 +877,37 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     expect(problems).toEqual([]);
   });
 });
+
+/** The statement with every string and number constant changed (same kinds), deparsed; undefined if none changed. */
+function withOtherConstants(sql: string): string | undefined {
+  const stmts = parseSync(sql).stmts ?? [];
+  let changed = 0;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k !== 'A_Const') {
+        visit(v);
+        continue;
+      }
+      const c = v as A_Const;
+      if (c.sval) {
+        c.sval.sval = `${c.sval.sval ?? ''}z'\\`;
+        changed += 1;
+      } else if (c.ival) {
+        c.ival.ival = (c.ival.ival ?? 0) + 17;
+        changed += 1;
+      } else if (c.fval?.fval && /^-?[\d.]+(e[+-]?\d+)?$/i.test(c.fval.fval)) {
+        c.fval.fval = c.fval.fval.replace(/\d/, (d) => String((Number(d) % 9) + 1));
+        changed += 1;
+      }
+    }
+  };
+  visit(stmts);
+  if (changed === 0) return undefined;
+  try {
+    return stmts.map((s) => deparseStatement(s.stmt as Node)).join(';\n');
+  } catch {
+    return undefined; // the deparser cannot print it (JSON_TABLE): pgward refuses those anyway
+  }
+}

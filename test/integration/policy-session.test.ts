@@ -306,4 +306,35 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
     expect(runtime.planCache.hits).toBe(hits + 1);
     await a.end();
   });
+
+  it('serves statements that differ only in their literals from one template, with the right rows and masks', async () => {
+    const a = await analyst();
+    const sql = postgres({ host: pgward.host, port: pgward.port, user: ANALYST, password: await provider.token('reporting'), database: DATABASE, ssl: pgward.ssl, max: 1 });
+    try {
+      const templateHits = runtime.planCache.templateHits;
+      const simple = async (text: string) => (await a.query({ text, rowMode: 'array' })).rows;
+      // The first statement of each shape builds the template; the rest fill it.
+      for (const [id, want] of [[1, [['XXX-XX-3333', 'xxxxx@example.eu']]], [2, [['XXX-XX-4444', 'xxxxx@example.eu']]], [3, []], [-1, []], [1, [['XXX-XX-3333', 'xxxxx@example.eu']]]] as const) {
+        expect(await simple(`select ssn, email from customers where id = ${id}`)).toEqual(want);
+      }
+      for (const [name, want] of [[`'Ada Eu'`, [[1]]], [`'Cy Us'`, []], [`'O''Brien'`, []], [`E'back\\slash'`, []], [`$x$Bo Eu$x$`, [[2]]], [`'x'' OR true --'`, []]] as const) {
+        expect(await simple(`select id from customers where full_name = ${name}`), name).toEqual(want);
+      }
+      // Predicates on masked columns see masked values, whatever constant fills the template.
+      for (const [pattern, n] of [[`'111%'`, 0], [`'XXX-XX-3%'`, 1], [`'%'`, 2], [`'999%'`, 0]] as const) {
+        expect(await simple(`select count(*)::int from customers where ssn like ${pattern}`), pattern).toEqual([[n]]);
+      }
+      // Extended protocol without parameters (postgres.js unsafe) inlines its values too.
+      for (const id of [1, 2, 3]) {
+        const rows = await sql.unsafe(`select ssn from customers where id = ${id}`);
+        expect(rows.map((r) => r['ssn'])).toEqual(id === 3 ? [] : [id === 1 ? 'XXX-XX-3333' : 'XXX-XX-4444']);
+      }
+      expect(runtime.planCache.templateHits - templateHits).toBeGreaterThanOrEqual(13);
+      // A refused shape stays refused for every constant.
+      for (const id of [1, 2]) expect(await errorOf(() => a.query(`select card_number from customers where id = ${id}`))).toMatchObject({ code: '42501' });
+    } finally {
+      await a.end();
+      await sql.end();
+    }
+  });
 });
