@@ -497,6 +497,97 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     expect(problems).toEqual([]);
   });
 
+  it('after a policy reload, statements are prepared again before their next use, and what cannot be is refused', async () => {
+    const names = world.visible.map((c) => c.fullName);
+    const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
+    const none = Buffer.from([0, 0]);
+    const parse = (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstr(name), cstr(sql), none]));
+    const bind = (portal: string, statement: string): Buffer => typedFrame('B', Buffer.concat([cstr(portal), cstr(statement), none, none, none]));
+    const execute = (portal: string, rows = 0): Buffer => {
+      const limit = Buffer.alloc(4);
+      limit.writeInt32BE(rows);
+      return typedFrame('E', Buffer.concat([cstr(portal), limit]));
+    };
+    const sync = typedFrame('S');
+    /** Every message up to the next ReadyForQuery, as type letters (errors with their SQLSTATE), and the bytes. */
+    const exchange = async (raw: RawClient, bytes: Buffer): Promise<{ types: string[]; text: string }> => {
+      raw.write(bytes);
+      const types: string[] = [];
+      const seen: Buffer[] = [];
+      for (;;) {
+        const m = await raw.message();
+        seen.push(m);
+        const type = String.fromCharCode(m[0]!);
+        if (type === 'N' || type === 'S') continue;
+        types.push(type === 'E' ? `E${decodeErrorFields(m).get('C')}` : type);
+        if (type === 'Z') return { types, text: Buffer.concat(seen).toString('utf8') };
+      }
+    };
+    const shows = (text: string): string[] => names.filter((n) => text.includes(n));
+    const raw = await RawClient.connect(tap.port);
+    try {
+      raw.startup([['user', ANALYST], ['database', DATABASE]]);
+      await raw.message();
+      raw.write(passwordMessage(analystToken));
+      await raw.until('Z');
+      const first = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
+      const second = `SELECT full_name FROM customers ORDER BY id DESC LIMIT 2`;
+      const before = await exchange(raw, Buffer.concat([parse('corpus_a', first), parse('corpus_b', second), parse('', first), sync]));
+      expect(before.types).toEqual(['1', '1', '1', 'Z']);
+      // A portal in an open transaction, suspended after one row.
+      await exchange(raw, typedFrame('Q', 'BEGIN\0'));
+      const suspended = await exchange(raw, Buffer.concat([bind('corpus_portal', 'corpus_a'), execute('corpus_portal', 1), sync]));
+      expect(suspended.types).toEqual(['2', 'D', 's', 'Z']);
+      await usePolicies(NAMES_MASKED);
+      count('policy reload', 4);
+
+      // The portal bound before the reload does not run on.
+      const resumed = await exchange(raw, Buffer.concat([execute('corpus_portal'), sync]));
+      expect(resumed.types).toEqual(['E0A000', 'Z']);
+      expect(shows(resumed.text)).toEqual([]);
+      await exchange(raw, typedFrame('Q', 'ROLLBACK\0'));
+
+      // The first stale statement of a batch is prepared again (pgward's Close and Parse answer
+      // unseen); one behind it in the same batch is refused.
+      const both = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), bind('', 'corpus_b'), execute(''), sync]));
+      expect(both.types).toEqual(['2', 'D', 'D', 'C', 'E0A000', 'Z']);
+      expect(shows(both.text)).toEqual([]);
+      // Alone in its batch, it is prepared again too.
+      for (const statement of ['corpus_b', 'corpus_a']) {
+        const again = await exchange(raw, Buffer.concat([bind('', statement), execute(''), sync]));
+        expect(again.types, statement).toEqual(['2', 'D', 'D', 'C', 'Z']);
+        expect(shows(again.text)).toEqual([]);
+      }
+      // The session is healthy, and new statements see the new policies.
+      const fresh = await exchange(raw, Buffer.concat([parse('', first), bind('', ''), execute(''), sync]));
+      expect(fresh.types).toEqual(['1', '2', 'D', 'D', 'C', 'Z']);
+      expect(shows(fresh.text)).toEqual([]);
+
+      // The unnamed statement, parsed under the first policies and bound again after a reload (no
+      // simple Query in between, which would drop it), is prepared again as well.
+      await usePolicies(POLICIES);
+      expect((await exchange(raw, Buffer.concat([parse('', first), sync]))).types).toEqual(['1', 'Z']);
+      await usePolicies(NAMES_MASKED);
+      const unnamed = await exchange(raw, Buffer.concat([bind('', ''), execute(''), sync]));
+      expect(unnamed.types).toEqual(['2', 'D', 'D', 'C', 'Z']);
+      expect(shows(unnamed.text)).toEqual([]);
+
+      // A statement the new policies refuse answers with the refusal at every use, and the session goes on.
+      await usePolicies(
+        POLICIES.replace('  masks:\n', '    - { name: names-denied, effect: deny, subjects: [analysts], resources: { columns: [public.customers.full_name] } }\n  masks:\n'),
+      );
+      for (let i = 0; i < 2; i++) {
+        const denied = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), sync]));
+        expect(denied.types).toEqual(['E42501', 'Z']);
+        expect(shows(denied.text)).toEqual([]);
+      }
+      expect((await exchange(raw, typedFrame('Q', 'SELECT count(*) FROM customers\0'))).types).toEqual(['T', 'D', 'C', 'Z']);
+    } finally {
+      raw.close();
+      await usePolicies(POLICIES);
+    }
+  });
+
   it('hash-mask salts never reach the client: not through EXPLAIN, debug output or catalog views', async () => {
     const salt = 'corpus-salt-5d41402abc';
     // Query trees print constants as their bytes: `:constvalue 26 [ 104 0 0 0 99 111 ... ]`.
