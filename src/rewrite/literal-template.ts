@@ -61,7 +61,17 @@ function kindOf(c: A_Const): LiteralKind | undefined {
 
 const POSITION_KEYS = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end', 'name_location']);
 
-/** The constants that become slots, in a fixed walk order (equal keys give equal orders). */
+/**
+ * Larger statements are cached by their text only: building a template costs two extra rewrites,
+ * which a client could otherwise make every statement pay by varying the length of an IN list.
+ */
+const MAX_TEMPLATE_SQL = 16_384;
+const MAX_TEMPLATE_LITERALS = 256;
+
+/**
+ * The constants that become slots, in a fixed walk order (equal keys give equal orders). Type
+ * modifiers (`varchar(n)`) stay in the key: the deparser prints some of them by value.
+ */
 function collect(node: unknown, out: A_Const[]): void {
   if (Array.isArray(node)) {
     for (const n of node) collect(n, out);
@@ -69,6 +79,7 @@ function collect(node: unknown, out: A_Const[]): void {
   }
   if (typeof node !== 'object' || node === null) return;
   for (const [k, v] of Object.entries(node)) {
+    if (k === 'typmods') continue;
     if (k === 'A_Const' && kindOf(v as A_Const) !== undefined) out.push(v as A_Const);
     else collect(v, out);
   }
@@ -79,18 +90,17 @@ function collect(node: unknown, out: A_Const[]): void {
  * not parse, is not made of plain SELECTs, or has no constant to template.
  */
 export function literalShape(sql: string): LiteralShape | undefined {
+  if (sql.length > MAX_TEMPLATE_SQL) return undefined;
   try {
     const stmts = parseSync(sql).stmts ?? [];
     if (stmts.length === 0 || !stmts.every((s) => s.stmt && 'SelectStmt' in s.stmt && !s.stmt.SelectStmt.intoClause)) return undefined;
     const literals: A_Const[] = [];
     collect(stmts, literals);
-    if (literals.length === 0) return undefined;
-    const key = JSON.stringify(stmts, function (this: unknown, k: string, v: unknown) {
+    if (literals.length === 0 || literals.length > MAX_TEMPLATE_LITERALS) return undefined;
+    const slots = new Set<unknown>(literals);
+    const key = JSON.stringify(stmts, (k: string, v: unknown) => {
       if (POSITION_KEYS.has(k)) return undefined;
-      if (k === 'A_Const') {
-        const kind = kindOf(v as A_Const);
-        if (kind) return { slot: kind };
-      }
+      if (k === 'A_Const' && slots.has(v)) return { slot: kindOf(v as A_Const) };
       return v;
     });
     return { key, literals, stmts };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { buildTemplate, fillTemplate, literalShape, type LiteralTemplate } from './literal-template.js';
 import type { RewriteDecision } from './plan.js';
@@ -27,8 +28,9 @@ export class PlanCache {
   templateHits = 0;
 
   constructor(maxEntries: number) {
-    this.entries = new LRUCache({ max: Math.max(1, maxEntries) });
-    this.templates = new LRUCache({ max: Math.max(1, maxEntries) });
+    // Bounded by bytes as well as entries: one rewritten statement can be megabytes.
+    this.entries = new LRUCache({ max: Math.max(1, maxEntries), maxSize: MAX_BYTES, sizeCalculation: decisionBytes });
+    this.templates = new LRUCache({ max: Math.max(1, maxEntries), maxSize: MAX_BYTES, sizeCalculation: templateBytes });
   }
 
   lookup(scope: PlanScope, sql: string, plan: (sql: string) => RewriteDecision): RewriteDecision {
@@ -63,6 +65,23 @@ export class PlanCache {
   }
 }
 
+/** Each of the two caches holds at most this much statement text. */
+const MAX_BYTES = 64 * 1024 * 1024;
+/** A fixed cost per entry on top of its text: keys, plans and the cache's own bookkeeping. */
+const ENTRY_OVERHEAD = 512;
+
+function decisionBytes(decision: RewriteDecision): number {
+  return ENTRY_OVERHEAD + (decision.kind === 'rewrite' ? decision.sql.length : 0);
+}
+
+function templateBytes(template: LiteralTemplate | false): number {
+  return ENTRY_OVERHEAD + (template ? template.segments.reduce((n, s) => n + s.length, 0) : 0);
+}
+
+/** A digest, so that keys cost the same whatever the length of the statement or its shape. */
 function planKey(scope: PlanScope, statement: string): string {
-  return `${scope.context}\u0000${scope.catalog}\u0000${scope.searchPath.join(',')}\u0000${scope.protocol}\u0000${statement}`;
+  return createHash('sha256')
+    .update(`${scope.context}\u0000${scope.catalog}\u0000${scope.searchPath.join(',')}\u0000${scope.protocol}\u0000`)
+    .update(statement)
+    .digest('base64');
 }

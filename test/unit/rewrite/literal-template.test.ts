@@ -71,6 +71,19 @@ describe('literal shapes', () => {
     }
     expect(literalShape(`SELECT 1; SELECT 'a'`)).toBeDefined();
   });
+
+  it('keeps type modifiers in the key: the deparser prints some of them by value', () => {
+    expect(key(`SELECT CAST(ssn AS varchar(5)) FROM customers`)).toBeUndefined();
+    expect(key(`SELECT CAST(ssn AS varchar(5)), 1 FROM customers`)).not.toBe(key(`SELECT CAST(ssn AS varchar(32767)), 1 FROM customers`));
+    expect(literalShape(`SELECT CAST(x AS numeric(10, 2)) FROM t WHERE x > 1`)!.literals).toHaveLength(1);
+  });
+
+  it('leaves large statements to the cache by text: building a template costs two more rewrites', () => {
+    const list = (n: number) => `SELECT id FROM customers WHERE id IN (${Array.from({ length: n }, (_, i) => i).join(', ')})`;
+    expect(literalShape(list(100))).toBeDefined();
+    expect(literalShape(list(300))).toBeUndefined();
+    expect(literalShape(`SELECT '${'x'.repeat(20_000)}'`)).toBeUndefined();
+  });
 });
 
 describe('literal text', () => {
@@ -106,8 +119,9 @@ describe('templates from the rewriter', () => {
       (v: string) => `SELECT c.id, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.amount > ${v} AND c.region = 'eu'`,
       (v: string) => `SELECT id FROM orders WHERE status = ${v}`,
       (v: string) => `SELECT (SELECT count(*) FROM customers WHERE salary > ${v}), ${v}`,
+      (v: string) => `SELECT CAST(ssn AS varchar(${/^\d+$/.test(v) ? v : 5})), ${v} FROM customers`,
     ];
-    const values = ['1', '42', '-7', '0', `'x'`, `'it''s'`, `E'a\\\\b'`, `'--'`, `'; DROP TABLE customers; --'`, `'é'`, '1.5', '-2.25', '99999999999', '1e3'];
+    const values = ['1', '42', '32767', '-7', '0', `'x'`, `'it''s'`, `E'a\\\\b'`, `'--'`, `'; DROP TABLE customers; --'`, `'é'`, '1.5', '-2.25', '99999999999', '1e3'];
     for (const family of families) {
       for (const v of values) {
         const sql = family(v);
