@@ -49,7 +49,7 @@ import type {
 import { QuoteUtils } from 'pgsql-deparser';
 import { statementAccess } from '../policy/decide.js';
 import type { Action } from '../policy/schema.js';
-import { isBlockedFunction } from './blocked.js';
+import { hasSideEffects, isBlockedFunction } from './blocked.js';
 import { mayBeCheckedDomain, resolveFunction, resolveOperator, resolveRelation, type CatalogRelation } from './catalog.js';
 import { stripPositions } from './deparse.js';
 import { checkWriteTarget, protectedSubquerySql, readProtection, type PolicyInput, type Protection } from './protect.js';
@@ -1043,6 +1043,12 @@ export class Analyzer {
     }
     const res = resolveFunction(this.input.catalog, parts, this.input.searchPath);
     if (res.kind === 'unknown') refuse(RewriteSqlState.UndefinedFunction, `function ${qualifiedName(parts)} does not exist`);
+    if (res.kind !== 'user' && hasSideEffects(name)) {
+      const access = statementAccess(this.input.policy, 'misc');
+      if (access.effect === 'deny') {
+        privilege(`function ${qualifiedName(parts)} changes state outside the statement (sequences, locks, notifications or the server) and needs the misc action`, access.rule);
+      }
+    }
     if (res.kind === 'user') {
       const access = statementAccess(this.input.policy, 'function');
       if (access.effect === 'deny') {

@@ -60,6 +60,43 @@ const BLOCKED_FUNCTION_PREFIXES: readonly string[] = [
 ];
 
 /**
+ * Built-in functions that change state outside the statement's tables — sequences, advisory locks
+ * other sessions wait on, notifications to other sessions' listeners, server administration — or,
+ * in OIDC mode, do so with pgward's service role. Like LISTEN, they take the `misc` action.
+ */
+const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
+  'nextval',
+  'setval',
+  'pg_notify',
+  'pg_advisory_unlock_all',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'pg_switch_wal',
+  'pg_create_restore_point',
+  'pg_promote',
+  'pg_log_backend_memory_contexts',
+  'pg_logical_emit_message',
+  'pg_import_system_collations',
+  'pg_drop_replication_slot',
+  'pg_replication_slot_advance',
+]);
+
+const SIDE_EFFECT_FUNCTION_PREFIXES: readonly string[] = [
+  'pg_advisory_', // pg_advisory_lock, pg_advisory_xact_lock_shared, pg_advisory_unlock, ...
+  'pg_try_advisory_',
+  'pg_stat_reset', // pg_stat_reset, pg_stat_reset_shared, pg_stat_reset_single_table_counters, ...
+  'pg_create_', // pg_create_logical_replication_slot, pg_create_physical_replication_slot, ...
+  'pg_copy_', // pg_copy_logical_replication_slot, ...
+  'pg_replication_origin_',
+  'pg_backup_',
+  'pg_wal_replay_',
+];
+
+export function hasSideEffects(name: string): boolean {
+  return SIDE_EFFECT_FUNCTIONS.has(name) || SIDE_EFFECT_FUNCTION_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/**
  * Relations that leak data values (statistics hold most-common values and
  * histograms) or other sessions' statements. Matched in pg_catalog, and
  * pg_stat_statements in any schema (it is an extension).

@@ -89,8 +89,10 @@ const DDL_STATEMENTS: ReadonlySet<string> = new Set([
   'DropSubscriptionStmt',
 ]);
 
-/** Maintenance statements: allowed only with the `misc` action. */
+/** Maintenance and signalling statements: allowed only with the `misc` action. */
 const MISC_CHECKED: Readonly<Record<string, string>> = {
+  // Reaches other sessions' listeners, as pg_notify does (blocked.ts).
+  NotifyStmt: 'NOTIFY',
   VacuumStmt: 'VACUUM',
   CheckPointStmt: 'CHECKPOINT',
   LockStmt: 'LOCK TABLE',
@@ -101,7 +103,6 @@ const MISC_FORWARDED: Readonly<Record<string, string>> = {
   VariableShowStmt: 'SHOW',
   DiscardStmt: 'DISCARD',
   UnlistenStmt: 'UNLISTEN',
-  NotifyStmt: 'NOTIFY',
   ConstraintsSetStmt: 'SET CONSTRAINTS',
   ClosePortalStmt: 'CLOSE CURSOR',
   DeallocateStmt: 'DEALLOCATE',

@@ -869,12 +869,13 @@ function notify(): Attempt[] {
   c.refused(`LISTEN corpus_channel`);
   c.refused(`LISTEN "Corpus Channel"`);
   c.refused(`BEGIN; LISTEN corpus_channel; COMMIT`, ['42501'], { multi: true });
-  c.ok(`SELECT pg_notify('corpus_channel', ssn) FROM customers`);
-  c.ok(`SELECT pg_notify('corpus_channel', string_agg(email, ',')) FROM customers`);
-  c.ok(`SELECT pg_notify('corpus_channel', concat_ws('|', id, salary, date_of_birth)) FROM customers`);
-  c.ok(`SELECT pg_notify('corpus_channel', full_name) FROM customers WHERE region = 'us'`);
-  c.ok(`SELECT pg_notify('corpus_channel', customer_id::text) FROM orders`);
-  c.ok(`NOTIFY corpus_channel, 'plain payload'`);
+  // Nor NOTIFY: notifications reach other sessions' listeners.
+  c.refused(`SELECT pg_notify('corpus_channel', ssn) FROM customers`);
+  c.refused(`SELECT pg_notify('corpus_channel', string_agg(email, ',')) FROM customers`);
+  c.refused(`SELECT pg_notify('corpus_channel', concat_ws('|', id, salary, date_of_birth)) FROM customers`);
+  c.refused(`SELECT pg_catalog.pg_notify('corpus_channel', full_name) FROM customers WHERE region = 'us'`);
+  c.refused(`SELECT 1 FROM orders WHERE pg_notify('corpus_channel', customer_id::text) IS NULL`);
+  c.refused(`NOTIFY corpus_channel, 'plain payload'`);
   c.refused(`SELECT pg_notify('corpus_channel', (SELECT card_number FROM customers LIMIT 1))`);
   c.refused(`SELECT pg_notify('corpus_channel', c::text) FROM customers c`);
   c.refused(`SELECT pg_notify('corpus_channel', ssn) FROM evil.customers`);
@@ -978,8 +979,10 @@ function relations(): Attempt[] {
   c.ok(`SELECT * FROM information_schema.sequences`);
   c.any(`SELECT pg_sequence_last_value('customers_id_seq')`);
   c.any(`SELECT currval('customers_id_seq')`);
-  c.any(`SELECT nextval('invoice_seq')`);
-  c.any(`SELECT setval('invoice_seq', 1)`);
+  // Changing a sequence is a write: it takes the misc action.
+  c.refused(`SELECT nextval('invoice_seq')`);
+  c.refused(`SELECT setval('invoice_seq', 1)`);
+  c.refused(`SELECT id FROM products WHERE id < nextval('invoice_seq')`);
   return c.list;
 }
 
@@ -1044,7 +1047,10 @@ function statementsAndWrites(): Attempt[] {
   c.ok(`SHOW ALL`);
   c.ok(`DISCARD PLANS`);
   c.ok(`DISCARD SEQUENCES`);
-  c.ok(`SELECT pg_advisory_lock(1), pg_advisory_unlock(1)`);
+  // Advisory locks are held against other sessions of the service role.
+  c.refused(`SELECT pg_advisory_lock(1), pg_advisory_unlock(1)`);
+  c.refused(`SELECT pg_try_advisory_xact_lock(1)`);
+  c.refused(`SELECT pg_stat_reset()`);
   c.refused(`SELECT pg_cancel_backend(pg_backend_pid())`);
   c.refused(`SELECT pg_terminate_backend(1)`);
   c.refused(`SELECT pg_catalog.pg_terminate_backend(pg_stat_get_backend_pid(s)) FROM pg_stat_get_backend_idset() s`);

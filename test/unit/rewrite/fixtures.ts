@@ -65,6 +65,8 @@ const BUILTINS = [
   'date_part', 'btrim', 'position', 'left', 'right', 'md5', 'pg_sleep', 'pg_table_is_visible', 'format_type', 'pg_get_expr',
   'json_to_record', 'jsonb_build_object', 'abs', 'round', 'pg_stat_get_activity', 'timezone', 'pg_typeof', 'pg_collation_for',
   'system', 'bernoulli', 'dblink', 'cursor_to_xml', 'current_query', 'pg_backend_pid', 'pg_advisory_lock', 'like_escape', 'nullif', 'pg_get_viewdef', 'textlen',
+  'pg_notify', 'nextval', 'setval', 'currval', 'pg_try_advisory_xact_lock', 'pg_advisory_unlock_all', 'pg_stat_reset', 'pg_reload_conf',
+  'pg_create_logical_replication_slot',
 ];
 const OPERATORS = ['=', '<>', '<', '>', '<=', '>=', '+', '-', '*', '/', '%', '^', '||', '~~', '~~*', '!~~', '~', '!~', '->', '->>', '#>', '@>', '<@', '&&', '@', '|/', '<<', '>>'];
 

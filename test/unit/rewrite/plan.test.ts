@@ -531,11 +531,33 @@ describe('statements', () => {
     }
   });
 
-  it('forwards transaction control, SHOW, DISCARD, NOTIFY/UNLISTEN without policy checks', () => {
-    const d = w.plan('BEGIN; SAVEPOINT a; RELEASE a; SHOW search_path; DISCARD ALL; NOTIFY x, \'y\'; UNLISTEN *; COMMIT', stranger);
-    expect(plans(d).map((p) => p.command)).toEqual(['BEGIN', 'SAVEPOINT', 'RELEASE', 'SHOW', 'DISCARD', 'NOTIFY', 'UNLISTEN', 'COMMIT']);
+  it('forwards transaction control, SHOW, DISCARD, UNLISTEN without policy checks', () => {
+    const d = w.plan('BEGIN; SAVEPOINT a; RELEASE a; SHOW search_path; DISCARD ALL; UNLISTEN *; COMMIT', stranger);
+    expect(plans(d).map((p) => p.command)).toEqual(['BEGIN', 'SAVEPOINT', 'RELEASE', 'SHOW', 'DISCARD', 'UNLISTEN', 'COMMIT']);
     expect(d.kind).toBe('forward');
     expect(plans(d)[3]?.columns).toEqual([{ name: 'search_path', source: { kind: 'computed' } }]);
+  });
+
+  it('NOTIFY and built-ins that change state outside the statement need the misc action', () => {
+    for (const sql of [
+      `NOTIFY x, 'y'`,
+      `SELECT pg_notify('x', 'y')`,
+      `SELECT nextval('orders_id_seq')`,
+      `SELECT pg_catalog.setval('orders_id_seq', 1)`,
+      `SELECT pg_advisory_lock(1)`,
+      `SELECT 1 WHERE pg_try_advisory_xact_lock(1, 2)`,
+      `SELECT pg_advisory_unlock_all()`,
+      `SELECT pg_stat_reset()`,
+      `SELECT pg_reload_conf()`,
+      `SELECT pg_create_logical_replication_slot('s', 'pgoutput')`,
+      `SELECT id FROM orders WHERE id = nextval('orders_id_seq')`,
+    ]) {
+      expect(denied(w.plan(sql), '42501').message, sql).toMatch(/NOTIFY|misc action/);
+      expect(w.plan(sql, builder).kind, sql).not.toBe('deny');
+    }
+    for (const sql of [`SELECT currval('orders_id_seq')`, `SELECT pg_sleep(0)`, `SELECT pg_backend_pid()`]) {
+      expect(w.plan(sql).kind, sql).not.toBe('deny');
+    }
   });
 
   it('LISTEN needs the misc action: notification payloads come from other sessions, unmasked', () => {
