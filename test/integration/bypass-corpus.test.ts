@@ -33,6 +33,7 @@ import { planRewrite, type RewriteDecision } from '../../src/rewrite/plan.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
 import { oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
+import { replacePolicies } from '../helpers/policies.js';
 import { psql } from '../helpers/psql.js';
 import { passwordMessage, RawClient, typedFrame } from '../helpers/raw-client.js';
 import { freshDatabase, TEST_PASSWORDS, type TestServerInfo } from '../helpers/test-servers.js';
@@ -312,17 +313,7 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
   });
 
   /** Replaces the policies and waits until sessions have been told. */
-  const usePolicies = async (text: string): Promise<void> => {
-    const changed = new Promise<void>((resolve) => {
-      const off = runtime.store.onChange(() => {
-        off();
-        resolve();
-      });
-    });
-    writeFileSync(join(policyDir, 'policies.yaml'), text);
-    await runtime.store.reload();
-    await changed;
-  };
+  const usePolicies = (text: string): Promise<void> => replacePolicies(runtime.store, policyDir, text);
 
   // Statements that differ only in constants share one rewrite template (literal-template.ts). Each
   // corpus statement is planned, then a copy with every constant changed is looked up: what the

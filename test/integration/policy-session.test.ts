@@ -13,6 +13,7 @@ import { PlanCache } from '../../src/rewrite/plan-cache.js';
 import type { PolicyRuntime } from '../../src/session/session.js';
 import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provider.js';
 import { connectPg, errorOf, oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
+import { replacePolicies } from '../helpers/policies.js';
 import { psql } from '../helpers/psql.js';
 import { freshDatabase, TEST_PASSWORDS, type TestServerInfo } from '../helpers/test-servers.js';
 
@@ -50,6 +51,11 @@ spec:
     - { name: ssn-last4, subjects: [analysts], resources: { columns: [public.customers.ssn] }, mask: { type: partial, showLast: 4 } }
     - { name: email-domain, subjects: [analysts], resources: { columns: [public.customers.email] }, mask: { type: emailDomain } }
 `;
+
+const NAMES_HIDDEN = POLICIES.replace(
+  '  masks:\n',
+  '  masks:\n    - { name: names-hidden, subjects: [analysts], resources: { columns: [public.customers.full_name] }, mask: { type: full } }\n',
+);
 
 const SEED = `
 create table customers (id int primary key, full_name text, email text, ssn text, region text, card_number text);
@@ -239,43 +245,13 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
   it('applies reloaded policies to the next statement of an open session', async () => {
     const a = await analyst();
     expect((await a.query('select full_name from customers where id = 1')).rows[0].full_name).toBe('Ada Eu');
-    const changed = new Promise<void>((resolve) => {
-      const off = runtime.store.onChange(() => {
-        off();
-        resolve();
-      });
-    });
-    writeFileSync(
-      join(policyDir, 'policies.yaml'),
-      POLICIES.replace(
-        '  masks:\n',
-        '  masks:\n    - { name: names-hidden, subjects: [analysts], resources: { columns: [public.customers.full_name] }, mask: { type: full } }\n',
-      ),
-    );
-    await runtime.store.reload();
-    await changed;
+    await replacePolicies(runtime.store, policyDir, NAMES_HIDDEN);
     expect((await a.query('select full_name from customers where id = 1')).rows[0].full_name).toBe('Xxx Xx');
     await a.end();
-    writeFileSync(join(policyDir, 'policies.yaml'), POLICIES);
-    await runtime.store.reload();
+    await replacePolicies(runtime.store, policyDir, POLICIES);
   });
 
-  const NAMES_HIDDEN = POLICIES.replace(
-    '  masks:\n',
-    '  masks:\n    - { name: names-hidden, subjects: [analysts], resources: { columns: [public.customers.full_name] }, mask: { type: full } }\n',
-  );
-
-  const usePolicies = async (text: string): Promise<void> => {
-    const changed = new Promise<void>((resolve) => {
-      const off = runtime.store.onChange(() => {
-        off();
-        resolve();
-      });
-    });
-    writeFileSync(join(policyDir, 'policies.yaml'), text);
-    await runtime.store.reload();
-    await changed;
-  };
+  const usePolicies = (text: string): Promise<void> => replacePolicies(runtime.store, policyDir, text);
 
   it('keeps sessions with protocol-level prepared statements across a reload, preparing them again under the new policies', async () => {
     const a = await analyst();
