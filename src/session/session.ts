@@ -76,18 +76,8 @@ const BACKEND_WATCH = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery]);
 /** Terminate is watched so the upstream's close that follows is not reported as a lost link. */
 const CLIENT_WATCH = typeTable([Frontend.Terminate]);
 /** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
-const GUARDED_FRONTEND = typeTable([
-  Frontend.Query,
-  Frontend.Parse,
-  Frontend.Bind,
-  Frontend.Describe,
-  Frontend.Execute,
-  Frontend.Close,
-  Frontend.FunctionCall,
-  Frontend.Sync,
-  Frontend.Terminate,
-]);
-const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete, Backend.ParseComplete, Backend.CloseComplete]);
+const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate]);
+const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete]);
 const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
@@ -398,11 +388,10 @@ export class Session {
       if (!isUnrestricted(policy)) this.terminate(Errors.sessionExpired('the policies for this identity changed'));
       return;
     }
-    // SQL-level prepared statements and cursors would keep running as planned under the old
-    // policies: a session that holds any must reconnect. Protocol-level statements are prepared
-    // again by the guard before their next use.
-    if (this.guard.holdsFixedPlans && !this.guard.sameContext(policy)) {
-      this.terminate(Errors.sessionExpired('the policies for this identity changed while it held SQL-level prepared statements or cursors'));
+    // Prepared statements and cursors were planned under the old policies and would keep running
+    // as planned: a session that holds any must reconnect.
+    if (this.guard.holdsPlannedState && !this.guard.sameContext(policy)) {
+      this.terminate(Errors.sessionExpired('the policies for this identity changed while it held prepared statements or cursors'));
       return;
     }
     this.guard.updatePolicy(policy, bundle);
@@ -431,13 +420,12 @@ export class Session {
       onFrame: (type, frame) => {
         if (type === Backend.ReadyForQuery) {
           this.transactionStatus = frame[5]!;
-          guard?.onReadyForQuery(frame[5]!);
+          guard?.onReadyForQuery();
         } else if (type === Backend.CommandComplete) {
           // SELECT is by far the most common tag and never changes the catalog: skip decoding it.
           if (guard && !(frame[5] === 0x53 && frame[6] === 0x45 && frame[7] === 0x4c)) guard.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
-        } else if (type === Backend.ParseComplete || type === Backend.CloseComplete) {
-          return guard?.onServerReply(type);
-        } else if (isFatal(frame)) this.upstreamSentFatal = true;
+        }
+        else if (isFatal(frame)) this.upstreamSentFatal = true;
         else if (guard) return guard.onServerError(frame);
         return undefined;
       },

@@ -488,8 +488,12 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     expect(problems).toEqual([]);
   });
 
-  it('after a policy reload, statements are prepared again before their next use, and what cannot be is refused', async () => {
-    const names = world.visible.map((c) => c.fullName);
+  // Sequences from an independent review of an attempt to keep such sessions open: each leaves a
+  // statement or portal planned under the old policies where a guess from the client's messages
+  // alone would think it gone (a Parse or Query the server skipped after an error, a portal bound
+  // across reloads). Whatever pgward does after the reload, ending the session or refusing, none
+  // of the names the new policies mask may arrive.
+  it('nothing planned before a policy reload runs after it, whatever the client sent before', async () => {
     const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
     const none = Buffer.from([0, 0]);
     const parse = (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstr(name), cstr(sql), none]));
@@ -499,84 +503,55 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       limit.writeInt32BE(rows);
       return typedFrame('E', Buffer.concat([cstr(portal), limit]));
     };
+    const close = (name: string): Buffer => typedFrame('C', Buffer.concat([Buffer.from('S'), cstr(name)]));
+    const query = (sql: string): Buffer => typedFrame('Q', `${sql}\0`);
     const sync = typedFrame('S');
-    /** Every message up to the next ReadyForQuery, as type letters (errors with their SQLSTATE), and the bytes. */
-    const exchange = async (raw: RawClient, bytes: Buffer): Promise<{ types: string[]; text: string }> => {
-      raw.write(bytes);
-      const types: string[] = [];
-      const seen: Buffer[] = [];
-      for (;;) {
-        const m = await raw.message();
-        seen.push(m);
-        const type = String.fromCharCode(m[0]!);
-        if (type === 'N' || type === 'S') continue;
-        types.push(type === 'E' ? `E${decodeErrorFields(m).get('C')}` : type);
-        if (type === 'Z') return { types, text: Buffer.concat(seen).toString('utf8') };
+    const flush = typedFrame('H');
+    const names = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
+    const scenarios: Array<{ name: string; before: Buffer[]; after: Buffer[] }> = [
+      { name: 'unnamed statement, then a Parse of it skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
+      { name: 'unnamed statement, then a refused Parse of it skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), parse('', 'SELECT card_number FROM customers'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
+      { name: 'unnamed statement, then a Query skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), query('SELECT 1'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
+      { name: 'named statement, then a Close of it skipped after an error', before: [Buffer.concat([parse('corpus_s5', names), sync]), Buffer.concat([parse('zz', 'SELEC'), close('corpus_s5'), sync])], after: [Buffer.concat([bind('', 'corpus_s5'), execute(''), sync])] },
+      { name: 'named statement, then a Parse of its name the server refuses as a duplicate', before: [Buffer.concat([parse('corpus_s7', names), sync]), Buffer.concat([parse('corpus_s7', 'SELECT 1'), sync])], after: [Buffer.concat([bind('', 'corpus_s7'), execute(''), sync])] },
+      { name: 'portal bound and left open with Flush', before: [Buffer.concat([parse('', names), bind('corpus_p', ''), flush])], after: [Buffer.concat([execute('corpus_p'), sync])] },
+      { name: 'portal suspended in a transaction', before: [query('BEGIN'), Buffer.concat([parse('corpus_s3', names), bind('corpus_p', 'corpus_s3'), execute('corpus_p', 1), sync])], after: [Buffer.concat([execute('corpus_p'), sync])] },
+    ];
+    const problems: string[] = [];
+    for (const scenario of scenarios) {
+      const raw = await RawClient.connect(tap.port);
+      const received: Buffer[] = [];
+      try {
+        raw.startup([['user', ANALYST], ['database', DATABASE]]);
+        await raw.message();
+        raw.write(passwordMessage(analystToken));
+        await raw.until('Z');
+        for (const bytes of scenario.before) {
+          raw.write(bytes);
+          // A batch that ends in Flush gets no ReadyForQuery: wait for its replies instead.
+          if (bytes.subarray(bytes.length - 5).equals(flush)) await raw.until('2');
+          else await raw.until('Z');
+        }
+        await usePolicies(NAMES_MASKED);
+        count('policy reload');
+        for (const bytes of scenario.after) {
+          raw.write(bytes);
+          for (;;) {
+            const m = await raw.message();
+            received.push(m);
+            if (m[0] === 0x5a) break;
+          }
+        }
+      } catch {
+        // the session was ended: fine
+      } finally {
+        raw.close();
+        await usePolicies(POLICIES);
       }
-    };
-    const shows = (text: string): string[] => names.filter((n) => text.includes(n));
-    const raw = await RawClient.connect(tap.port);
-    try {
-      raw.startup([['user', ANALYST], ['database', DATABASE]]);
-      await raw.message();
-      raw.write(passwordMessage(analystToken));
-      await raw.until('Z');
-      const first = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
-      const second = `SELECT full_name FROM customers ORDER BY id DESC LIMIT 2`;
-      const before = await exchange(raw, Buffer.concat([parse('corpus_a', first), parse('corpus_b', second), parse('', first), sync]));
-      expect(before.types).toEqual(['1', '1', '1', 'Z']);
-      // A portal in an open transaction, suspended after one row.
-      await exchange(raw, typedFrame('Q', 'BEGIN\0'));
-      const suspended = await exchange(raw, Buffer.concat([bind('corpus_portal', 'corpus_a'), execute('corpus_portal', 1), sync]));
-      expect(suspended.types).toEqual(['2', 'D', 's', 'Z']);
-      await usePolicies(NAMES_MASKED);
-      count('policy reload', 4);
-
-      // The portal bound before the reload does not run on.
-      const resumed = await exchange(raw, Buffer.concat([execute('corpus_portal'), sync]));
-      expect(resumed.types).toEqual(['E0A000', 'Z']);
-      expect(shows(resumed.text)).toEqual([]);
-      await exchange(raw, typedFrame('Q', 'ROLLBACK\0'));
-
-      // The first stale statement of a batch is prepared again (pgward's Close and Parse answer
-      // unseen); one behind it in the same batch is refused.
-      const both = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), bind('', 'corpus_b'), execute(''), sync]));
-      expect(both.types).toEqual(['2', 'D', 'D', 'C', 'E0A000', 'Z']);
-      expect(shows(both.text)).toEqual([]);
-      // Alone in its batch, it is prepared again too.
-      for (const statement of ['corpus_b', 'corpus_a']) {
-        const again = await exchange(raw, Buffer.concat([bind('', statement), execute(''), sync]));
-        expect(again.types, statement).toEqual(['2', 'D', 'D', 'C', 'Z']);
-        expect(shows(again.text)).toEqual([]);
-      }
-      // The session is healthy, and new statements see the new policies.
-      const fresh = await exchange(raw, Buffer.concat([parse('', first), bind('', ''), execute(''), sync]));
-      expect(fresh.types).toEqual(['1', '2', 'D', 'D', 'C', 'Z']);
-      expect(shows(fresh.text)).toEqual([]);
-
-      // The unnamed statement, parsed under the first policies and bound again after a reload (no
-      // simple Query in between, which would drop it), is prepared again as well.
-      await usePolicies(POLICIES);
-      expect((await exchange(raw, Buffer.concat([parse('', first), sync]))).types).toEqual(['1', 'Z']);
-      await usePolicies(NAMES_MASKED);
-      const unnamed = await exchange(raw, Buffer.concat([bind('', ''), execute(''), sync]));
-      expect(unnamed.types).toEqual(['2', 'D', 'D', 'C', 'Z']);
-      expect(shows(unnamed.text)).toEqual([]);
-
-      // A statement the new policies refuse answers with the refusal at every use, and the session goes on.
-      await usePolicies(
-        POLICIES.replace('  masks:\n', '    - { name: names-denied, effect: deny, subjects: [analysts], resources: { columns: [public.customers.full_name] } }\n  masks:\n'),
-      );
-      for (let i = 0; i < 2; i++) {
-        const denied = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), sync]));
-        expect(denied.types).toEqual(['E42501', 'Z']);
-        expect(shows(denied.text)).toEqual([]);
-      }
-      expect((await exchange(raw, typedFrame('Q', 'SELECT count(*) FROM customers\0'))).types).toEqual(['T', 'D', 'C', 'Z']);
-    } finally {
-      raw.close();
-      await usePolicies(POLICIES);
+      const shown = world.visible.map((c) => c.fullName).filter((n) => Buffer.concat(received).toString('utf8').includes(n));
+      if (shown.length > 0) problems.push(`${scenario.name}: shows ${shown.length} full names the new policies mask`);
     }
+    expect(problems).toEqual([]);
   });
 
   it('hash-mask salts never reach the client: not through EXPLAIN, debug output or catalog views', async () => {
