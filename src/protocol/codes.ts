@@ -78,8 +78,10 @@ export const AuthCode = {
 } as const;
 
 /** A 256-entry lookup table, so validating a type byte on the hot path is one array read. */
-export function typeTable(types: Iterable<number>): Uint8Array {
+/** A watch table (frame-scanner.ts): `types` handed whole, `typesOnly` told by type alone. */
+export function typeTable(types: Iterable<number>, typesOnly: Iterable<number> = []): Uint8Array {
   const table = new Uint8Array(256);
+  for (const t of typesOnly) table[t] = 2;
   for (const t of types) table[t] = 1;
   return table;
 }

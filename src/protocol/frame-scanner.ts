@@ -13,10 +13,15 @@ export interface FrameScannerOptions {
   maxMessageSize: number;
   /** Types accepted; a frame of any other type is a protocol violation. Undefined: any type. */
   validTypes?: Uint8Array;
-  /** Types handed whole to `onFrame`; all others pass as raw bytes without being looked at. */
+  /**
+   * Per type: 1 = handed whole to `onFrame`; 2 = only its type is told to `onType`, and it passes
+   * as raw bytes like the rest, however large; 0 = passes without being looked at.
+   */
   watch: Uint8Array;
   /** Sees each complete watched frame (type byte + length + body). */
   onFrame(type: number, frame: Buffer): FrameVerdict;
+  /** Told the type of each frame watched with 2, in order with `onFrame`. */
+  onType?(type: number): void;
   /** Receives the bytes to forward, in order: subarrays of the input chunks or replacements. */
   forward(bytes: Buffer): void;
   /** A malformed frame: nothing after it is forwarded and the scanner stops. */
@@ -117,6 +122,7 @@ export class FrameScanner {
             if (this.failed) return;
           }
         } else {
+          if (this.watch[type] === 2) this.options.onType?.(type);
           this.options.forward(Buffer.from(this.header));
           this.passRemaining = bodyLeft;
         }
@@ -131,6 +137,7 @@ export class FrameScanner {
       }
       const frameEnd = frameStart + 1 + length;
       if (this.watch[type] !== 1) {
+        if (this.watch[type] === 2) this.options.onType?.(type);
         if (frameEnd <= end) {
           pos = frameEnd;
         } else {

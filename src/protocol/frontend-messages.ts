@@ -1,8 +1,10 @@
 import { Frontend } from './codes.js';
 
 /**
- * Decoders and encoders for the frontend messages a stage rewrites: Query and
- * Parse. Everything else a client sends is relayed as raw bytes.
+ * Decoders and encoders for the frontend messages a stage reads or writes:
+ * Query and Parse, which it rewrites; the names in Bind, Describe, Execute and
+ * Close; the Close it inserts to prepare a statement again. Everything else a
+ * client sends is relayed as raw bytes.
  */
 
 /** Terminate (protocol §55.7): constant, so it is built once. */
@@ -64,5 +66,39 @@ export function encodeParse(message: ParseMessage): Buffer {
     frame.writeUInt32BE(oid, pos);
     pos += 4;
   }
+  return frame;
+}
+
+/** The portal and statement names a Bind starts with (protocol §55.7); undefined when malformed. */
+export function decodeBindNames(frame: Buffer): { portal: string; statement: string } | undefined {
+  const portalEnd = frame.indexOf(0, 5);
+  if (portalEnd < 0) return undefined;
+  const statementEnd = frame.indexOf(0, portalEnd + 1);
+  if (statementEnd < 0) return undefined;
+  return { portal: frame.toString('utf8', 5, portalEnd), statement: frame.toString('utf8', portalEnd + 1, statementEnd) };
+}
+
+/**
+ * Describe and Close: `S` (statement) or `P` (portal) and a name. Execute: a
+ * portal name (and a row limit). Undefined when malformed.
+ */
+export function decodeTarget(frame: Buffer): { kind: 'S' | 'P'; name: string } | undefined {
+  if (frame[0] === Frontend.Execute) {
+    const end = frame.indexOf(0, 5);
+    return end < 0 ? undefined : { kind: 'P', name: frame.toString('utf8', 5, end) };
+  }
+  const kind = frame[5];
+  const end = frame.indexOf(0, 6);
+  if (end < 0 || (kind !== 0x53 && kind !== 0x50)) return undefined;
+  return { kind: kind === 0x53 ? 'S' : 'P', name: frame.toString('utf8', 6, end) };
+}
+
+/** Close of a prepared statement. */
+export function encodeCloseStatement(name: string): Buffer {
+  const body = Buffer.from(`S${name}\0`, 'utf8');
+  const frame = Buffer.allocUnsafe(5 + body.length);
+  frame[0] = Frontend.Close;
+  frame.writeInt32BE(4 + body.length, 1);
+  body.copy(frame, 5);
   return frame;
 }

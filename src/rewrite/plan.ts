@@ -48,6 +48,8 @@ export interface StatementPlan {
   readonly columns: readonly OutputColumn[];
   /** DECLARE CURSOR and PREPARE: the columns a later FETCH / EXECUTE of `name` returns. */
   readonly deferred?: { readonly kind: 'cursor' | 'prepared'; readonly name: string; readonly columns: readonly OutputColumn[] };
+  /** EXECUTE, also inside EXPLAIN or CREATE TABLE AS: the prepared statement it runs. */
+  readonly executes?: string;
 }
 
 export type RewriteDecision =
@@ -194,6 +196,7 @@ interface Draft {
   readonly action: Action;
   readonly columns?: readonly OutputColumn[];
   readonly deferred?: StatementPlan['deferred'];
+  readonly executes?: string;
 }
 
 const COMPUTED = { kind: 'computed' } as const;
@@ -230,7 +233,7 @@ function statement(a: Analyzer, node: Node): Draft {
   if ('ExecuteStmt' in node) {
     // What it runs was rewritten at PREPARE; its parameters are expressions and may hold subqueries.
     a.freeExpressions(node.ExecuteStmt.params);
-    return { command: 'EXECUTE', action: 'misc' };
+    return { command: 'EXECUTE', action: 'misc', executes: node.ExecuteStmt.name ?? '' };
   }
   if ('FetchStmt' in node) return { command: node.FetchStmt.ismove ? 'MOVE' : 'FETCH', action: 'misc' };
   if ('CopyStmt' in node) return copy(a, node.CopyStmt);
@@ -302,7 +305,7 @@ function explain(a: Analyzer, e: ExplainStmt): Draft {
   if (filtered) {
     privilege(`EXPLAIN of a statement that reads ${filtered} is not allowed for restricted identities: its plan follows statistics over every row, including the rows the row filter hides`);
   }
-  return { command: 'EXPLAIN', action: inner.action, columns: [{ name: 'QUERY PLAN', source: COMPUTED }] };
+  return { command: 'EXPLAIN', action: inner.action, columns: [{ name: 'QUERY PLAN', source: COMPUTED }], ...(inner.executes !== undefined ? { executes: inner.executes } : {}) };
 }
 
 /** The first table the statement reads through a row filter, as schema.name. */
@@ -318,8 +321,8 @@ function rowFilteredTable(a: Analyzer): string | undefined {
 function createTableAs(a: Analyzer, c: CreateTableAsStmt): Draft {
   const command = c.objtype === 'OBJECT_MATVIEW' ? 'CREATE MATERIALIZED VIEW' : c.is_select_into ? 'SELECT INTO' : 'CREATE TABLE AS';
   requireAction(a.input.policy, 'ddl', command);
-  if (c.query) statement(a, c.query);
-  return { command, action: 'ddl' };
+  const inner = c.query ? statement(a, c.query) : undefined;
+  return { command, action: 'ddl', ...(inner?.executes !== undefined ? { executes: inner.executes } : {}) };
 }
 
 function setting(s: VariableSetStmt): Draft {
@@ -531,6 +534,7 @@ function planStatements(input: RewriteInput): RewriteDecision {
         tables: [...analyzer.tables.values()],
         columns: draft.columns ?? [],
         ...(draft.deferred ? { deferred: draft.deferred } : {}),
+        ...(draft.executes !== undefined ? { executes: draft.executes } : {}),
       },
     });
   }

@@ -5,9 +5,10 @@ import type { Logger } from '../log.js';
 import { contextKey, type PolicyContext } from '../policy/decide.js';
 import type { PolicyBundle } from '../policy/load.js';
 import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend-messages.js';
-import { Frontend } from '../protocol/codes.js';
+import { Backend, Frontend } from '../protocol/codes.js';
 import type { FrameVerdict } from '../protocol/frame-scanner.js';
-import { decodeParse, decodeQuery, encodeParse, encodeQuery } from '../protocol/frontend-messages.js';
+import { decodeBindNames, decodeParse, decodeQuery, decodeTarget, encodeCloseStatement, encodeParse, encodeQuery } from '../protocol/frontend-messages.js';
+import { ProtocolState, type PreparedText } from '../session/protocol-state.js';
 import type { Catalog } from './catalog.js';
 import type { PlanCache } from './plan-cache.js';
 import { planRewrite, type RewriteDecision } from './plan.js';
@@ -27,6 +28,16 @@ export interface GuardContext {
    * reach the guard (updateCatalog) before statements that read tables are decided.
    */
   onOwnSchemaChange: () => void;
+}
+
+/** ReadyForQuery transaction status bytes. */
+const IDLE = 0x49; // 'I'
+const FAILED = 0x45; // 'E'
+
+/** What a client gets for using a statement or portal planned under policies that have since changed. */
+function staleError(what: 'prepared statement' | 'portal', name: string): PgwardError {
+  const again = what === 'portal' ? 'bind it again' : 'prepare it again, or send it alone in its batch';
+  return Errors.statementRefused('0A000', `${what} "${name}" was planned under policies that have since changed; ${again}`);
 }
 
 /** undefined_table, undefined_column, datatype_mismatch: what a stale snapshot causes. */
@@ -56,16 +67,34 @@ export class StatementGuard {
   /** Since when the session waits for a catalog read begun after its own schema change. */
   private awaitingCatalogSince: number | undefined;
   private context: string;
+  /** SQL-level PREPARE or DECLARE CURSOR may have run: plans pgward cannot redo when the policies change. Never cleared. */
+  private holdsSqlLevelPlans = false;
+  /** The server's protocol-level prepared statements and unanswered requests, followed from replies. */
+  private readonly protocol = new ProtocolState();
+  /** Bumped whenever the policies for this identity change; statements remember the one they were planned under. */
+  private generation = 0;
   /**
-   * A prepared statement or cursor (protocol-level or SQL-level, the unnamed statement included)
-   * may exist that was planned under the current policies. Never cleared: whether a Close, a
-   * Parse that replaces the unnamed statement or a simple Query (which drops it) took effect is
-   * only known from replies, and after an error the server skips the rest of a batch unseen.
+   * After a policy change while portals may exist (a request unanswered, or a transaction open):
+   * portals bound since then, by Binds sent since then. Until the server is idle outside a
+   * transaction, no other portal may run: it may have been planned under the old policies.
    */
-  private holdsPlans = false;
+  private portalsBoundSince: Set<string> | undefined;
+  /** Portals of Binds sent since the last Sync (and the last policy change): the server skips the rest of a batch after a failed Bind. */
+  private readonly portalsInBatch = new Set<string>();
+  /**
+   * Statements pgward closed because the new policies refuse them: the client still believes in
+   * them, so each use is answered with the refusal (by preparing them again) until it prepares or
+   * closes the name itself.
+   */
+  private readonly refusedStatements = new Map<string, PreparedText>();
+  /** A statement name no client uses: refusals in place of Bind, Describe or Execute are Parses of it. */
+  private readonly refusalStatement = `pgward_refused_${randomBytes(6).toString('hex')}`;
 
   constructor(private readonly guard: GuardContext) {
     this.context = contextKey(guard.policy);
+    this.protocol.onBound = (portal, generation) => {
+      if (generation === this.generation) this.portalsBoundSince?.add(portal);
+    };
   }
 
   /** A fresher catalog snapshot of this session's database: later statements resolve against it. */
@@ -75,9 +104,18 @@ export class StatementGuard {
     if (this.awaitingCatalogSince !== undefined && readAt >= this.awaitingCatalogSince) this.awaitingCatalogSince = undefined;
   }
 
-  /** Prepared statements or cursors may exist that were planned under the current policies. */
-  get holdsPlannedState(): boolean {
-    return this.holdsPlans;
+  /**
+   * The session may hold plans pgward cannot redo under new policies: SQL-level prepared
+   * statements or cursors, or protocol state it lost track of. Such a session must reconnect when
+   * its policies change.
+   */
+  get holdsFixedPlans(): boolean {
+    return this.holdsSqlLevelPlans || this.protocol.lost;
+  }
+
+  /** After a policy change, Bind frames are read whole: their names say which statement and portal they use. */
+  get readsBindNames(): boolean {
+    return this.generation > 0;
   }
 
   /** Whether a policy context decides exactly as the current one. */
@@ -85,11 +123,20 @@ export class StatementGuard {
     return contextKey(policy) === this.context;
   }
 
-  /** New policies took effect: later statements are decided under them. */
+  /**
+   * New policies took effect: later statements are decided under them, and protocol-level
+   * statements planned before are prepared again before their next use (see onBindOrDescribe).
+   */
   updatePolicy(policy: PolicyContext, bundle: PolicyBundle): void {
+    const changed = !this.sameContext(policy);
     this.guard.policy = policy;
     this.guard.bundle = bundle;
     this.context = contextKey(policy);
+    if (!changed) return;
+    this.generation += 1;
+    this.portalsInBatch.clear();
+    const portalsMayExist = !this.protocol.idle || this.protocol.batchOpen || this.protocol.transactionStatus !== IDLE;
+    this.portalsBoundSince = portalsMayExist ? new Set() : undefined;
   }
 
   /** Whether a refused statement's error is still on its way back. */
@@ -97,39 +144,176 @@ export class StatementGuard {
     return this.pending.size > 0;
   }
 
-  /** Client → upstream, for Query, Parse and FunctionCall frames. */
+  /** Client → upstream: Query, Parse, Bind (whole after a policy change), Describe, Execute, Close, Sync, FunctionCall. */
   readonly onClientFrame = (type: number, frame: Buffer): FrameVerdict => {
-    if (type === Frontend.Sync) {
-      this.requests += 1;
-      return undefined;
+    switch (type) {
+      case Frontend.Sync:
+        this.requests += 1;
+        this.protocol.sentSync();
+        this.portalsInBatch.clear();
+        return undefined;
+      case Frontend.Query:
+        return this.onQuery(frame);
+      case Frontend.Parse:
+        return this.onParse(frame);
+      case Frontend.Bind:
+      case Frontend.Describe:
+        return this.onBindOrDescribe(type, frame);
+      case Frontend.Execute:
+        return this.onExecute(frame);
+      case Frontend.Close: {
+        const target = decodeTarget(frame);
+        if (target?.kind === 'S') this.refusedStatements.delete(target.name);
+        this.protocol.sentClose(target?.kind === 'S' ? target.name : undefined);
+        return undefined;
+      }
+      default: {
+        // FunctionCall: the server answers a Query with ErrorResponse + ReadyForQuery, as it would the call.
+        const replacement = encodeQuery(this.refuse(Errors.functionCallRefused(), 'FunctionCall'));
+        this.requests += 1;
+        this.protocol.sentQuery();
+        return replacement;
+      }
     }
-    if (type === Frontend.Query) {
-      const sql = decodeQuery(frame);
-      const decision = this.admit(this.decide(sql, 'simple'));
-      this.notePlannedState(decision);
-      const verdict: FrameVerdict =
-        decision.kind === 'forward' ? undefined : decision.kind === 'rewrite' ? encodeQuery(decision.sql) : encodeQuery(this.refuse(denial(decision), sql));
-      this.requests += 1;
-      return verdict;
-    }
-    if (type === Frontend.Parse) {
-      const parse = decodeParse(frame);
+  };
+
+  /** Client → upstream frames told by type only: Bind, until the first policy change. */
+  readonly onClientType = (type: number): void => {
+    if (type === Frontend.Bind) this.protocol.sentBind(undefined, this.generation);
+  };
+
+  /**
+   * Upstream → client replies that answer requests (ParseComplete, BindComplete, CloseComplete,
+   * RowDescription, NoData, CommandComplete, EmptyQueryResponse, PortalSuspended): those answering
+   * a message pgward inserted are dropped.
+   */
+  readonly onServerReply = (type: number): FrameVerdict => (this.protocol.reply(type) ? null : undefined);
+
+  private onQuery(frame: Buffer): FrameVerdict {
+    const sql = decodeQuery(frame);
+    const decision = this.checkExecutes(this.admit(this.decide(sql, 'simple')));
+    this.notePlannedState(decision);
+    const verdict: FrameVerdict =
+      decision.kind === 'forward' ? undefined : decision.kind === 'rewrite' ? encodeQuery(decision.sql) : encodeQuery(this.refuse(denial(decision), sql));
+    this.requests += 1;
+    this.protocol.sentQuery();
+    return verdict;
+  }
+
+  private onParse(frame: Buffer): FrameVerdict {
+    const parse = decodeParse(frame);
+    if (!parse) {
       // Answered as a Parse would be (no extra ReadyForQuery in the pipeline).
-      if (!parse) return encodeParse({ name: '', query: this.refuse(Errors.protocolViolationStatement('invalid Parse message'), ''), parameterTypes: [] });
-      const decision = this.admit(this.decide(parse.query, 'extended'));
-      if (decision.kind !== 'deny') this.holdsPlans = true;
-      if (decision.kind === 'forward') return undefined;
-      if (decision.kind === 'rewrite') return encodeParse({ ...parse, query: decision.sql });
+      this.protocol.sentParse('', undefined);
+      return encodeParse({ name: '', query: this.refuse(Errors.protocolViolationStatement('invalid Parse message'), ''), parameterTypes: [] });
+    }
+    const decision = this.checkExecutes(this.admit(this.decide(parse.query, 'extended')));
+    this.notePlannedState(decision);
+    this.refusedStatements.delete(parse.name);
+    if (decision.kind === 'deny') {
+      this.protocol.sentParse(parse.name, undefined);
       return encodeParse({ name: parse.name, query: this.refuse(denial(decision), parse.query), parameterTypes: [] });
     }
-    // FunctionCall: the server answers a Query with ErrorResponse + ReadyForQuery, as it would the call.
-    const replacement = encodeQuery(this.refuse(Errors.functionCallRefused(), 'FunctionCall'));
-    this.requests += 1;
-    return replacement;
-  };
+    this.protocol.sentParse(parse.name, { query: parse.query, parameterTypes: parse.parameterTypes, generation: this.generation });
+    return decision.kind === 'forward' ? undefined : encodeParse({ ...parse, query: decision.sql });
+  }
+
+  /**
+   * Bind, and Describe of a statement or portal. A statement planned under older policies is
+   * prepared again right before its use when nothing else is on its way (the replies to pgward's
+   * Close and Parse then come first, and are dropped); behind other requests its use is refused.
+   * A portal that may have been planned under older policies is refused.
+   */
+  private onBindOrDescribe(type: number, frame: Buffer): FrameVerdict {
+    let statement: string | undefined;
+    let portal: string | undefined;
+    if (type === Frontend.Bind) {
+      const names = decodeBindNames(frame);
+      statement = names?.statement;
+      portal = names?.portal;
+    } else {
+      const target = decodeTarget(frame);
+      if (target?.kind === 'S') statement = target.name;
+      else if (target && !this.portalAllowed(target.name)) return this.refuseInPlace(staleError('portal', target.name));
+    }
+    const use = (): void => {
+      if (type !== Frontend.Bind) return this.protocol.sentDescribe();
+      this.protocol.sentBind(portal, this.generation);
+      if (portal !== undefined) this.portalsInBatch.add(portal);
+    };
+    const current = statement === undefined ? undefined : this.statementText(statement);
+    if (statement === undefined || current?.text === undefined || current.text.generation === this.generation) {
+      use();
+      return undefined;
+    }
+    // An aborted transaction block refuses the use itself (25P02): nothing runs.
+    if (this.protocol.idle && this.protocol.transactionStatus === FAILED) {
+      use();
+      return undefined;
+    }
+    if (!this.protocol.idle) return this.refuseInPlace(staleError('prepared statement', statement));
+    const text = current.text;
+    const decision = this.checkExecutes(this.admit(this.decide(text.query, 'extended')));
+    this.protocol.sentClose(statement, true);
+    let parse: Buffer;
+    if (decision.kind === 'deny') {
+      // The old statement goes; the refusal answers in its place, at every use until it is prepared again.
+      this.refusedStatements.set(statement, text);
+      this.protocol.sentParse(statement, undefined);
+      parse = encodeParse({ name: statement, query: this.refuse(denial(decision), text.query), parameterTypes: [] });
+    } else {
+      this.refusedStatements.delete(statement);
+      this.protocol.sentParse(statement, { ...text, generation: this.generation }, true);
+      parse = encodeParse({ name: statement, query: decision.kind === 'rewrite' ? decision.sql : text.query, parameterTypes: text.parameterTypes });
+    }
+    use();
+    return Buffer.concat([encodeCloseStatement(statement), parse, frame]);
+  }
+
+  private onExecute(frame: Buffer): FrameVerdict {
+    if (this.portalsBoundSince !== undefined) {
+      const target = decodeTarget(frame);
+      if (target && !this.portalAllowed(target.name)) return this.refuseInPlace(staleError('portal', target.name));
+    }
+    this.protocol.sentExecute();
+    return undefined;
+  }
+
+  /** The statement a use of `name` would find (protocol-state.ts), or one pgward closed because the policies refuse it. */
+  private statementText(name: string): { pending: boolean; text: PreparedText | undefined } {
+    const found = this.protocol.statement(name);
+    if (found.text !== undefined || found.pending) return found;
+    const refused = this.refusedStatements.get(name);
+    // Marked as older than any generation, so it is prepared again (and refused again, or allowed).
+    return refused ? { pending: false, text: { ...refused, generation: -1 } } : found;
+  }
+
+  /** Whether a portal may run: no policy change since portals could exist, or it was bound since. */
+  private portalAllowed(portal: string): boolean {
+    return this.portalsBoundSince === undefined || this.portalsBoundSince.has(portal) || this.portalsInBatch.has(portal);
+  }
+
+  /** A refusal in place of an extended-protocol message: a Parse that fails, so the server skips the rest until Sync. */
+  private refuseInPlace(error: PgwardError): Buffer {
+    this.protocol.sentParse(this.refusalStatement, undefined);
+    return encodeParse({ name: this.refusalStatement, query: this.refuse(error, ''), parameterTypes: [] });
+  }
+
+  /** EXECUTE of a protocol-level statement planned under older policies is refused: it would run as planned. */
+  private checkExecutes(decision: RewriteDecision): RewriteDecision {
+    if (decision.kind === 'deny' || this.generation === 0) return decision;
+    const index = decision.statements.findIndex((s) => {
+      const text = s.executes === undefined ? undefined : this.statementText(s.executes).text;
+      return text !== undefined && text.generation !== this.generation;
+    });
+    if (index < 0) return decision;
+    const error = staleError('prepared statement', decision.statements[index]!.executes!);
+    return { kind: 'deny', sqlstate: error.code, message: error.message, statementIndex: index };
+  }
 
   /** Upstream → client ErrorResponse frames: a marker's syntax error becomes the refusal it stands for. */
   readonly onServerError = (frame: Buffer): FrameVerdict => {
+    this.protocol.reply(Backend.ErrorResponse);
     const fields = decodeErrorFields(frame);
     // A relation or column the snapshot believed in is gone (or new): time for a fresh catalog.
     if (STALE_CATALOG_CODES.has(fields.get('C') ?? '')) this.guard.onCatalogChange();
@@ -148,8 +332,11 @@ export class StatementGuard {
    * After each ReadyForQuery: refusals of requests now finished are settled,
    * answered or not (after an error the server skips the rest of a pipeline).
    */
-  readonly onReadyForQuery = (): void => {
+  readonly onReadyForQuery = (status: number): void => {
     this.readies += 1;
+    this.protocol.reply(Backend.ReadyForQuery, status);
+    // Idle outside a transaction, the server holds no portal but SQL-level WITH HOLD cursors.
+    if (this.protocol.idle && !this.protocol.batchOpen && status === IDLE) this.portalsBoundSince = undefined;
     if (this.schemaChangeInFlight) {
       this.schemaChangeInFlight = false;
       this.awaitingCatalogSince = Date.now();
@@ -163,6 +350,7 @@ export class StatementGuard {
 
   /** After a statement completed: DDL may have changed what the catalog holds. */
   readonly onCommandComplete = (tag: string): void => {
+    this.protocol.reply(Backend.CommandComplete);
     if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
   };
 
@@ -199,7 +387,7 @@ export class StatementGuard {
 
   /** PREPARE and DECLARE CURSOR leave state planned under the current policies. */
   private notePlannedState(decision: RewriteDecision): void {
-    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsPlans = true;
+    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsSqlLevelPlans = true;
   }
 
   private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {

@@ -76,8 +76,17 @@ const BACKEND_WATCH = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery]);
 /** Terminate is watched so the upstream's close that follows is not reported as a lost link. */
 const CLIENT_WATCH = typeTable([Frontend.Terminate]);
 /** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
-const GUARDED_FRONTEND = typeTable([Frontend.Query, Frontend.Parse, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate]);
-const GUARDED_BACKEND = typeTable([Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete]);
+/**
+ * A guarded session follows every request and its replies (protocol-state.ts). Bind frames, which
+ * can carry large parameters, are only counted until a policy change makes their names matter.
+ */
+const GUARDED_REQUESTS = [Frontend.Query, Frontend.Parse, Frontend.Describe, Frontend.Execute, Frontend.Close, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate];
+const GUARDED_FRONTEND = typeTable(GUARDED_REQUESTS, [Frontend.Bind]);
+const GUARDED_FRONTEND_WITH_BINDS = typeTable([...GUARDED_REQUESTS, Frontend.Bind]);
+const GUARDED_BACKEND = typeTable(
+  [Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete, Backend.ParseComplete, Backend.CloseComplete],
+  [Backend.BindComplete, Backend.RowDescription, Backend.NoData, Backend.EmptyQueryResponse, Backend.PortalSuspended],
+);
 const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
@@ -388,13 +397,15 @@ export class Session {
       if (!isUnrestricted(policy)) this.terminate(Errors.sessionExpired('the policies for this identity changed'));
       return;
     }
-    // Prepared statements and cursors were planned under the old policies and would keep running
-    // as planned: a session that holds any must reconnect.
-    if (this.guard.holdsPlannedState && !this.guard.sameContext(policy)) {
-      this.terminate(Errors.sessionExpired('the policies for this identity changed while it held prepared statements or cursors'));
+    // SQL-level prepared statements and cursors would keep running as planned under the old
+    // policies: a session that may hold any must reconnect. Protocol-level statements are
+    // prepared again by the guard before their next use.
+    if (this.guard.holdsFixedPlans && !this.guard.sameContext(policy)) {
+      this.terminate(Errors.sessionExpired('the policies for this identity changed while it held SQL-level prepared statements or cursors'));
       return;
     }
     this.guard.updatePolicy(policy, bundle);
+    if (this.guard.readsBindNames && this.toUpstream) this.toUpstream.scanner.watch = GUARDED_FRONTEND_WITH_BINDS;
   }
 
   private startRelay(fromClient: Buffer, fromUpstream: Buffer): void {
@@ -412,6 +423,7 @@ export class Session {
         }
         return guard?.onClientFrame(type, frame);
       },
+      onType: (type) => guard?.onClientType(type),
       onInvalid: (error) => this.refuseMidSession(error),
     });
     this.toClient = new Pump(upstreamSocket, this.client, {
@@ -420,15 +432,18 @@ export class Session {
       onFrame: (type, frame) => {
         if (type === Backend.ReadyForQuery) {
           this.transactionStatus = frame[5]!;
-          guard?.onReadyForQuery();
+          guard?.onReadyForQuery(frame[5]!);
         } else if (type === Backend.CommandComplete) {
           // SELECT is by far the most common tag and never changes the catalog: skip decoding it.
-          if (guard && !(frame[5] === 0x53 && frame[6] === 0x45 && frame[7] === 0x4c)) guard.onCommandComplete(frame.toString('utf8', 5, frame.length - 1));
-        }
-        else if (isFatal(frame)) this.upstreamSentFatal = true;
+          const select = frame[5] === 0x53 && frame[6] === 0x45 && frame[7] === 0x4c;
+          guard?.onCommandComplete(select ? 'SELECT' : frame.toString('utf8', 5, frame.length - 1));
+        } else if (type === Backend.ParseComplete || type === Backend.CloseComplete) {
+          return guard?.onServerReply(type);
+        } else if (isFatal(frame)) this.upstreamSentFatal = true;
         else if (guard) return guard.onServerError(frame);
         return undefined;
       },
+      onType: (type) => guard?.onServerReply(type),
       onInvalid: (error) => this.refuseMidSession(error),
     });
     this.toClient.start(fromUpstream);

@@ -488,11 +488,11 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     expect(problems).toEqual([]);
   });
 
-  // Sequences from an independent review of an attempt to keep such sessions open: each leaves a
-  // statement or portal planned under the old policies where a guess from the client's messages
-  // alone would think it gone (a Parse or Query the server skipped after an error, a portal bound
-  // across reloads). Whatever pgward does after the reload, ending the session or refusing, none
-  // of the names the new policies mask may arrive.
+  // Sequences from independent reviews: each leaves a statement or portal planned under the old
+  // policies where a guess from the client's messages alone would think it gone or new (a Parse,
+  // Close or Query the server skipped after an error, a duplicate-name Parse, a portal bound across
+  // reloads or before a reload that landed mid-request). Whatever pgward does after a reload —
+  // prepare again, refuse, or end the session — none of the names the new policies mask may arrive.
   it('nothing planned before a policy reload runs after it, whatever the client sent before', async () => {
     const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
     const none = Buffer.from([0, 0]);
@@ -508,38 +508,54 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     const sync = typedFrame('S');
     const flush = typedFrame('H');
     const names = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
-    const scenarios: Array<{ name: string; before: Buffer[]; after: Buffer[] }> = [
-      { name: 'unnamed statement, then a Parse of it skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
-      { name: 'unnamed statement, then a refused Parse of it skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), parse('', 'SELECT card_number FROM customers'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
-      { name: 'unnamed statement, then a Query skipped after an error', before: [Buffer.concat([parse('', names), sync]), Buffer.concat([parse('zz', 'SELEC'), query('SELECT 1'), sync])], after: [Buffer.concat([bind('', ''), execute(''), sync])] },
-      { name: 'named statement, then a Close of it skipped after an error', before: [Buffer.concat([parse('corpus_s5', names), sync]), Buffer.concat([parse('zz', 'SELEC'), close('corpus_s5'), sync])], after: [Buffer.concat([bind('', 'corpus_s5'), execute(''), sync])] },
-      { name: 'named statement, then a Parse of its name the server refuses as a duplicate', before: [Buffer.concat([parse('corpus_s7', names), sync]), Buffer.concat([parse('corpus_s7', 'SELECT 1'), sync])], after: [Buffer.concat([bind('', 'corpus_s7'), execute(''), sync])] },
-      { name: 'portal bound and left open with Flush', before: [Buffer.concat([parse('', names), bind('corpus_p', ''), flush])], after: [Buffer.concat([execute('corpus_p'), sync])] },
-      { name: 'portal suspended in a transaction', before: [query('BEGIN'), Buffer.concat([parse('corpus_s3', names), bind('corpus_p', 'corpus_s3'), execute('corpus_p', 1), sync])], after: [Buffer.concat([execute('corpus_p'), sync])] },
+    /** Bytes to send, then what ends their answer: ReadyForQuery (`zs` of them), or a BindComplete for a batch left open. */
+    type Step = { send: Buffer; zs?: number; until?: '1' | '2'; reloadAfterMs?: number } | 'reload' | 'reload back';
+    const run = (...parts: Buffer[]): Step => ({ send: Buffer.concat(parts) });
+    const scenarios: Array<{ name: string; steps: Step[] }> = [
+      { name: 'unnamed statement, a Parse of it skipped after an error, reload', steps: [run(parse('', names), sync), run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), 'reload', run(bind('', ''), execute(''), sync)] },
+      { name: 'unnamed statement, reload, a Parse of it skipped after an error', steps: [run(parse('', names), sync), 'reload', run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), run(bind('', ''), execute(''), sync)] },
+      { name: 'unnamed statement, a refused Parse of it skipped after an error, reload', steps: [run(parse('', names), sync), run(parse('zz', 'SELEC'), parse('', 'SELECT card_number FROM customers'), sync), 'reload', run(bind('', ''), execute(''), sync)] },
+      { name: 'unnamed statement, reload, a Query skipped after an error', steps: [run(parse('', names), sync), 'reload', run(parse('zz', 'SELEC'), query('SELECT 1'), sync), run(bind('', ''), execute(''), sync)] },
+      { name: 'named statement, a Close of it skipped after an error, reload', steps: [run(parse('corpus_s5', names), sync), run(parse('zz', 'SELEC'), close('corpus_s5'), sync), 'reload', run(bind('', 'corpus_s5'), execute(''), sync)] },
+      { name: 'named statement, a duplicate-name Parse, reload', steps: [run(parse('corpus_s7', names), sync), run(parse('corpus_s7', 'SELECT 1'), sync), 'reload', run(bind('', 'corpus_s7'), execute(''), sync)] },
+      { name: 'Parse sent, reload before its Bind in the same batch', steps: [{ send: Buffer.concat([parse('corpus_s8', names), flush]), until: '1' }, 'reload', run(bind('', 'corpus_s8'), execute(''), sync)] },
+      { name: 'portal bound and left open with Flush, reload', steps: [{ send: Buffer.concat([parse('', names), bind('corpus_p', ''), flush]), until: '2' }, 'reload', run(execute('corpus_p'), sync)] },
+      { name: 'portal bound across two reloads', steps: ['reload', 'reload back', { send: Buffer.concat([parse('', names), bind('corpus_p', ''), flush]), until: '2' }, 'reload', run(execute('corpus_p'), sync)] },
+      { name: 'portal suspended in a transaction, reload', steps: [run(query('BEGIN')), run(parse('corpus_s3', names), bind('corpus_p', 'corpus_s3'), execute('corpus_p', 1), sync), 'reload', run(execute('corpus_p'), sync)] },
+      {
+        name: 'portal bound behind a slow query, reload while it runs',
+        steps: [run(parse('corpus_s9', names), sync), { send: Buffer.concat([query('SELECT pg_sleep(0.6)'), query('BEGIN'), bind('corpus_p', 'corpus_s9'), execute('corpus_p', 1), sync]), zs: 3, reloadAfterMs: 200 }, run(execute('corpus_p'), sync)],
+      },
+      { name: 'named statement, reload inside an aborted transaction, then ROLLBACK', steps: [run(parse('corpus_s4', names), sync), run(query('BEGIN')), run(query('SELECT 1/0')), 'reload', run(bind('', 'corpus_s4'), execute(''), sync), run(query('ROLLBACK')), run(bind('', 'corpus_s4'), execute(''), sync)] },
     ];
     const problems: string[] = [];
     for (const scenario of scenarios) {
       const raw = await RawClient.connect(tap.port);
+      let reloaded = false;
       const received: Buffer[] = [];
       try {
         raw.startup([['user', ANALYST], ['database', DATABASE]]);
         await raw.message();
         raw.write(passwordMessage(analystToken));
         await raw.until('Z');
-        for (const bytes of scenario.before) {
-          raw.write(bytes);
-          // A batch that ends in Flush gets no ReadyForQuery: wait for its replies instead.
-          if (bytes.subarray(bytes.length - 5).equals(flush)) await raw.until('2');
-          else await raw.until('Z');
-        }
-        await usePolicies(NAMES_MASKED);
-        count('policy reload');
-        for (const bytes of scenario.after) {
-          raw.write(bytes);
-          for (;;) {
+        for (const step of scenario.steps) {
+          if (step === 'reload' || step === 'reload back') {
+            await usePolicies(step === 'reload' ? NAMES_MASKED : POLICIES);
+            reloaded = step === 'reload';
+            count('policy reload');
+            continue;
+          }
+          raw.write(step.send);
+          const reload = step.reloadAfterMs === undefined ? undefined : new Promise((resolve) => setTimeout(resolve, step.reloadAfterMs)).then(() => usePolicies(NAMES_MASKED));
+          for (let zs = 0; zs < (step.zs ?? 1); ) {
             const m = await raw.message();
-            received.push(m);
-            if (m[0] === 0x5a) break;
+            if (reloaded) received.push(m);
+            if (m[0] === 0x5a) zs += 1;
+            if (step.until && m[0] === step.until.charCodeAt(0)) break;
+          }
+          if (reload) {
+            await reload;
+            reloaded = true;
           }
         }
       } catch {
@@ -552,6 +568,97 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       if (shown.length > 0) problems.push(`${scenario.name}: shows ${shown.length} full names the new policies mask`);
     }
     expect(problems).toEqual([]);
+  });
+
+  it('after a policy reload, statements are prepared again before their next use, and what cannot be is refused', async () => {
+    const names = world.visible.map((c) => c.fullName);
+    const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
+    const none = Buffer.from([0, 0]);
+    const parse = (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstr(name), cstr(sql), none]));
+    const bind = (portal: string, statement: string): Buffer => typedFrame('B', Buffer.concat([cstr(portal), cstr(statement), none, none, none]));
+    const execute = (portal: string, rows = 0): Buffer => {
+      const limit = Buffer.alloc(4);
+      limit.writeInt32BE(rows);
+      return typedFrame('E', Buffer.concat([cstr(portal), limit]));
+    };
+    const sync = typedFrame('S');
+    /** Every message up to the next ReadyForQuery, as type letters (errors with their SQLSTATE), and the bytes. */
+    const exchange = async (raw: RawClient, bytes: Buffer): Promise<{ types: string[]; text: string }> => {
+      raw.write(bytes);
+      const types: string[] = [];
+      const seen: Buffer[] = [];
+      for (;;) {
+        const m = await raw.message();
+        seen.push(m);
+        const type = String.fromCharCode(m[0]!);
+        if (type === 'N' || type === 'S') continue;
+        types.push(type === 'E' ? `E${decodeErrorFields(m).get('C')}` : type);
+        if (type === 'Z') return { types, text: Buffer.concat(seen).toString('utf8') };
+      }
+    };
+    const shows = (text: string): string[] => names.filter((n) => text.includes(n));
+    const raw = await RawClient.connect(tap.port);
+    try {
+      raw.startup([['user', ANALYST], ['database', DATABASE]]);
+      await raw.message();
+      raw.write(passwordMessage(analystToken));
+      await raw.until('Z');
+      const first = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
+      const second = `SELECT full_name FROM customers ORDER BY id DESC LIMIT 2`;
+      const before = await exchange(raw, Buffer.concat([parse('corpus_a', first), parse('corpus_b', second), parse('', first), sync]));
+      expect(before.types).toEqual(['1', '1', '1', 'Z']);
+      // A portal in an open transaction, suspended after one row.
+      await exchange(raw, typedFrame('Q', 'BEGIN\0'));
+      const suspended = await exchange(raw, Buffer.concat([bind('corpus_portal', 'corpus_a'), execute('corpus_portal', 1), sync]));
+      expect(suspended.types).toEqual(['2', 'D', 's', 'Z']);
+      await usePolicies(NAMES_MASKED);
+      count('policy reload', 4);
+
+      // The portal bound before the reload does not run on.
+      const resumed = await exchange(raw, Buffer.concat([execute('corpus_portal'), sync]));
+      expect(resumed.types).toEqual(['E0A000', 'Z']);
+      expect(shows(resumed.text)).toEqual([]);
+      await exchange(raw, typedFrame('Q', 'ROLLBACK\0'));
+
+      // The first stale statement of a batch is prepared again (pgward's Close and Parse answer
+      // unseen); one behind it in the same batch is refused.
+      const both = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), bind('', 'corpus_b'), execute(''), sync]));
+      expect(both.types).toEqual(['2', 'D', 'D', 'C', 'E0A000', 'Z']);
+      expect(shows(both.text)).toEqual([]);
+      // Alone in its batch, it is prepared again too.
+      for (const statement of ['corpus_b', 'corpus_a']) {
+        const again = await exchange(raw, Buffer.concat([bind('', statement), execute(''), sync]));
+        expect(again.types, statement).toEqual(['2', 'D', 'D', 'C', 'Z']);
+        expect(shows(again.text)).toEqual([]);
+      }
+      // The session is healthy, and new statements see the new policies.
+      const fresh = await exchange(raw, Buffer.concat([parse('', first), bind('', ''), execute(''), sync]));
+      expect(fresh.types).toEqual(['1', '2', 'D', 'D', 'C', 'Z']);
+      expect(shows(fresh.text)).toEqual([]);
+
+      // The unnamed statement, parsed under the first policies and bound again after a reload (no
+      // simple Query in between, which would drop it), is prepared again as well.
+      await usePolicies(POLICIES);
+      expect((await exchange(raw, Buffer.concat([parse('', first), sync]))).types).toEqual(['1', 'Z']);
+      await usePolicies(NAMES_MASKED);
+      const unnamed = await exchange(raw, Buffer.concat([bind('', ''), execute(''), sync]));
+      expect(unnamed.types).toEqual(['2', 'D', 'D', 'C', 'Z']);
+      expect(shows(unnamed.text)).toEqual([]);
+
+      // A statement the new policies refuse answers with the refusal at every use, and the session goes on.
+      await usePolicies(
+        POLICIES.replace('  masks:\n', '    - { name: names-denied, effect: deny, subjects: [analysts], resources: { columns: [public.customers.full_name] } }\n  masks:\n'),
+      );
+      for (let i = 0; i < 2; i++) {
+        const denied = await exchange(raw, Buffer.concat([bind('', 'corpus_a'), execute(''), sync]));
+        expect(denied.types).toEqual(['E42501', 'Z']);
+        expect(shows(denied.text)).toEqual([]);
+      }
+      expect((await exchange(raw, typedFrame('Q', 'SELECT count(*) FROM customers\0'))).types).toEqual(['T', 'D', 'C', 'Z']);
+    } finally {
+      raw.close();
+      await usePolicies(POLICIES);
+    }
   });
 
   it('hash-mask salts never reach the client: not through EXPLAIN, debug output or catalog views', async () => {

@@ -253,19 +253,60 @@ describe.each(inject('servers'))('policies through real clients (PostgreSQL $maj
 
   const usePolicies = (text: string): Promise<void> => replacePolicies(runtime.store, policyDir, text);
 
-  it('ends a session that holds prepared statements when its policies change, and keeps one that holds none', async () => {
+  it('keeps sessions with protocol-level prepared statements across a reload, preparing them again under the new policies', async () => {
     const a = await analyst();
-    const b = await analyst();
+    const sql = postgres({ host: pgward.host, port: pgward.port, user: ANALYST, password: await provider.token('reporting'), database: DATABASE, ssl: pgward.ssl, max: 1 });
+    try {
+      const named = { name: 'name-by-id', text: 'select full_name from customers where id = $1', values: [1] };
+      expect((await a.query(named)).rows).toEqual([{ full_name: 'Ada Eu' }]);
+      expect(await sql`select full_name from customers where id = ${2}`).toEqual([{ full_name: 'Bo Eu' }]);
+      await usePolicies(NAMES_HIDDEN);
+      // node-postgres binds its named statement again: pgward prepares it anew, then it runs.
+      expect((await a.query(named)).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+      expect((await a.query(named)).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+      // SQL-level EXECUTE of a protocol-level statement is checked too.
+      expect((await a.query('execute "name-by-id"(1)')).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+      // postgres.js pipelines: a statement used behind others is refused rather than run as planned.
+      const ids = [1, 2, 1];
+      const results = await Promise.allSettled(ids.map((id) => sql`select full_name from customers where id = ${id}`));
+      for (const [i, r] of results.entries()) {
+        if (r.status === 'fulfilled') expect(r.value.map((row) => row['full_name'])).toEqual([ids[i] === 1 ? 'Xxx Xx' : 'Xx Xx']);
+        else expect(r.reason).toMatchObject({ code: '0A000', message: expect.stringMatching(/planned under policies that have since changed/) });
+      }
+      expect(results[0]).toMatchObject({ status: 'fulfilled' });
+      expect(await sql`select full_name from customers where id = ${2}`).toEqual([{ full_name: 'Xx Xx' }]);
+    } finally {
+      await a.end();
+      await sql.end();
+      await usePolicies(POLICIES);
+    }
+  });
+
+  it('refuses SQL-level EXECUTE of a protocol-level statement planned under older policies', async () => {
+    const a = await analyst();
+    try {
+      await a.query({ name: 'sql-exec-probe', text: 'select full_name from customers where id = $1', values: [1] });
+      await usePolicies(NAMES_HIDDEN);
+      expect(await errorOf(() => a.query('execute "sql-exec-probe"(1)'))).toMatchObject({ code: '0A000' });
+      expect(await errorOf(() => a.query('explain execute "sql-exec-probe"(1)'))).toMatchObject({ code: expect.stringMatching(/^(0A000|42501)$/) });
+      // Bound again through the protocol, it is prepared anew; then EXECUTE runs the new plan.
+      expect((await a.query({ name: 'sql-exec-probe', text: 'select full_name from customers where id = $1', values: [1] })).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+      expect((await a.query('execute "sql-exec-probe"(1)')).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+    } finally {
+      await a.end();
+      await usePolicies(POLICIES);
+    }
+  });
+
+  it('ends a session that holds SQL-level prepared statements when its policies change', async () => {
+    const a = await analyst();
     const ended = new Promise<Error>((resolve) => a.once('error', resolve));
     try {
-      expect((await a.query({ name: 'name-by-id', text: 'select full_name from customers where id = $1', values: [1] })).rows).toEqual([{ full_name: 'Ada Eu' }]);
-      expect((await b.query('select full_name from customers where id = 1')).rows).toEqual([{ full_name: 'Ada Eu' }]);
+      await a.query('prepare sql_level as select full_name from customers where id = 1');
       await usePolicies(NAMES_HIDDEN);
-      expect(await ended).toMatchObject({ code: '57P01', message: expect.stringMatching(/policies for this identity changed/) });
-      expect((await b.query('select full_name from customers where id = 1')).rows).toEqual([{ full_name: 'Xxx Xx' }]);
+      expect(await ended).toMatchObject({ code: '57P01', message: expect.stringMatching(/SQL-level prepared statements or cursors/) });
     } finally {
       await a.end().catch(() => {});
-      await b.end();
       await usePolicies(POLICIES);
     }
   });

@@ -104,6 +104,27 @@ describe('FrameScanner', () => {
     }
   });
 
+  it('tells types watched by type alone in order with whole frames, without assembling them, at any split', () => {
+    for (let split = 0; split <= stream.length; split += split < 400 ? 1 : 997) {
+      const order: string[] = [];
+      const parts: Buffer[] = [];
+      const scanner = new FrameScanner({
+        maxMessageSize: 1 << 20,
+        watch: typeTable([...'QS'].map((c) => c.charCodeAt(0)), [...'Bd'].map((c) => c.charCodeAt(0))),
+        onFrame: (type) => void order.push(`whole ${String.fromCharCode(type)}`),
+        onType: (type) => void order.push(`type ${String.fromCharCode(type)}`),
+        forward: (bytes) => parts.push(bytes),
+        onInvalid: () => {},
+      });
+      scanner.push(stream.subarray(0, split));
+      scanner.push(stream.subarray(split));
+      expect(order, `split at ${split}`).toEqual(['whole Q', 'type B', 'whole S', 'type d']);
+      expect(Buffer.concat(parts).equals(stream)).toBe(true);
+      // The 70 kB CopyData passes as slices of the input, never copied whole.
+      expect(parts.every((p) => p.length < 70_000 || p.buffer === stream.buffer)).toBe(true);
+    }
+  });
+
   it('refuses an unknown frontend message type with 08P01 and forwards nothing after it', () => {
     const input = Buffer.concat([frame('S'), frame('~', 'zz'), frame('S')]);
     const result = run([input]);
