@@ -113,8 +113,8 @@ export class StatementGuard {
     return this.holdsSqlLevelPlans || this.protocol.lost;
   }
 
-  /** After a policy change, Bind frames are read whole: their names say which statement and portal they use. */
-  get readsBindNames(): boolean {
+  /** After a policy change, Bind and Execute frames are read whole: their names say which statement and portal they use. */
+  get readsNames(): boolean {
     return this.generation > 0;
   }
 
@@ -144,7 +144,7 @@ export class StatementGuard {
     return this.pending.size > 0;
   }
 
-  /** Client → upstream: Query, Parse, Bind (whole after a policy change), Describe, Execute, Close, Sync, FunctionCall. */
+  /** Client → upstream: Query, Parse, Describe, Close, Sync, FunctionCall; Bind and Execute after a policy change. */
   readonly onClientFrame = (type: number, frame: Buffer): FrameVerdict => {
     switch (type) {
       case Frontend.Sync:
@@ -177,9 +177,10 @@ export class StatementGuard {
     }
   };
 
-  /** Client → upstream frames told by type only: Bind, until the first policy change. */
+  /** Client → upstream frames told by type only, until the first policy change: Bind and Execute. */
   readonly onClientType = (type: number): void => {
     if (type === Frontend.Bind) this.protocol.sentBind(undefined, this.generation);
+    else if (type === Frontend.Execute) this.protocol.sentExecute();
   };
 
   /**
@@ -351,7 +352,7 @@ export class StatementGuard {
   /** After a statement completed: DDL may have changed what the catalog holds. */
   readonly onCommandComplete = (tag: string): void => {
     this.protocol.reply(Backend.CommandComplete);
-    if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
+    if (tag !== 'SELECT' && DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
   };
 
   /**

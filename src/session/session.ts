@@ -78,11 +78,12 @@ const CLIENT_WATCH = typeTable([Frontend.Terminate]);
 /** For restricted sessions: every statement is decided, and completed DDL refreshes the catalog. */
 /**
  * A guarded session follows every request and its replies (protocol-state.ts). Bind frames, which
- * can carry large parameters, are only counted until a policy change makes their names matter.
+ * can carry large parameters, and Execute frames, the most frequent, are only counted until a
+ * policy change makes their names matter.
  */
-const GUARDED_REQUESTS = [Frontend.Query, Frontend.Parse, Frontend.Describe, Frontend.Execute, Frontend.Close, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate];
-const GUARDED_FRONTEND = typeTable(GUARDED_REQUESTS, [Frontend.Bind]);
-const GUARDED_FRONTEND_WITH_BINDS = typeTable([...GUARDED_REQUESTS, Frontend.Bind]);
+const GUARDED_REQUESTS = [Frontend.Query, Frontend.Parse, Frontend.Describe, Frontend.Close, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate];
+const GUARDED_FRONTEND = typeTable(GUARDED_REQUESTS, [Frontend.Bind, Frontend.Execute]);
+const GUARDED_FRONTEND_WITH_NAMES = typeTable([...GUARDED_REQUESTS, Frontend.Bind, Frontend.Execute]);
 const GUARDED_BACKEND = typeTable(
   [Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete, Backend.ParseComplete, Backend.CloseComplete],
   [Backend.BindComplete, Backend.RowDescription, Backend.NoData, Backend.EmptyQueryResponse, Backend.PortalSuspended],
@@ -405,7 +406,7 @@ export class Session {
       return;
     }
     this.guard.updatePolicy(policy, bundle);
-    if (this.guard.readsBindNames && this.toUpstream) this.toUpstream.scanner.watch = GUARDED_FRONTEND_WITH_BINDS;
+    if (this.guard.readsNames && this.toUpstream) this.toUpstream.scanner.watch = GUARDED_FRONTEND_WITH_NAMES;
   }
 
   private startRelay(fromClient: Buffer, fromUpstream: Buffer): void {
