@@ -23,6 +23,10 @@ export interface GuardContext {
   log: Logger;
   /** Told about statements that may change the catalog (DDL), so snapshots get refreshed. */
   onCatalogChange: () => void;
+  /** The session lost track of the server's prepared statements after a policy change: it must end. */
+  onLostTrack?: () => void;
+  /** Whether the client's Bind and Execute frames must be read whole (their names matter after a policy change). */
+  setReadsNames?: (on: boolean) => void;
   /**
    * Told when this session's own schema change completed: a fresh snapshot must
    * reach the guard (updateCatalog) before statements that read tables are decided.
@@ -39,6 +43,8 @@ function staleError(what: 'prepared statement' | 'portal', name: string): Pgward
   const again = what === 'portal' ? 'bind it again' : 'prepare it again, or send it alone in its batch';
   return Errors.statementRefused('0A000', `${what} "${name}" was planned under policies that have since changed; ${again}`);
 }
+
+const LOST_TRACK = Errors.statementRefused('0A000', 'pgward lost track of this session\'s prepared statements after a policy change; reconnect');
 
 /** undefined_table, undefined_column, datatype_mismatch: what a stale snapshot causes. */
 const STALE_CATALOG_CODES: ReadonlySet<string> = new Set(['42P01', '42703', '42804']);
@@ -90,10 +96,16 @@ export class StatementGuard {
   /** A statement name no client uses: refusals in place of Bind, Describe or Execute are Parses of it. */
   private readonly refusalStatement = `pgward_refused_${randomBytes(6).toString('hex')}`;
 
+  /** Bind and Execute frames are read whole (see setReadsNames). */
+  private readingNames = false;
+
   constructor(private readonly guard: GuardContext) {
     this.context = contextKey(guard.policy);
     this.protocol.onBound = (portal, generation) => {
       if (generation === this.generation) this.portalsBoundSince?.add(portal);
+    };
+    this.protocol.onLost = () => {
+      if (this.generation > 0) this.guard.onLostTrack?.();
     };
   }
 
@@ -113,10 +125,6 @@ export class StatementGuard {
     return this.holdsSqlLevelPlans || this.protocol.lost;
   }
 
-  /** After a policy change, Bind and Execute frames are read whole: their names say which statement and portal they use. */
-  get readsNames(): boolean {
-    return this.generation > 0;
-  }
 
   /** Whether a policy context decides exactly as the current one. */
   sameContext(policy: PolicyContext): boolean {
@@ -137,6 +145,20 @@ export class StatementGuard {
     this.portalsInBatch.clear();
     const portalsMayExist = !this.protocol.idle || this.protocol.batchOpen || this.protocol.transactionStatus !== IDLE;
     this.portalsBoundSince = portalsMayExist ? new Set() : undefined;
+    this.readNames(true);
+  }
+
+  private readNames(on: boolean): void {
+    if (this.readingNames === on) return;
+    this.readingNames = on;
+    this.guard.setReadsNames?.(on);
+  }
+
+  /** Nothing planned under older policies is left: Bind and Execute names no longer matter. */
+  private settledAfterChange(): boolean {
+    if (!this.protocol.idle || this.portalsBoundSince !== undefined || this.refusedStatements.size > 0) return false;
+    for (const text of this.protocol.prepared.values()) if (text.generation !== this.generation) return false;
+    return true;
   }
 
   /** Whether a refused statement's error is still on its way back. */
@@ -177,10 +199,11 @@ export class StatementGuard {
     }
   };
 
-  /** Client → upstream frames told by type only, until the first policy change: Bind and Execute. */
+  /** Client → upstream frames told by type only: Bind and Execute (unless their names matter), CopyDone, CopyFail. */
   readonly onClientType = (type: number): void => {
     if (type === Frontend.Bind) this.protocol.sentBind(undefined, this.generation);
     else if (type === Frontend.Execute) this.protocol.sentExecute();
+    else if (type === Frontend.CopyDone || type === Frontend.CopyFail) this.protocol.sentCopyEnd();
   };
 
   /**
@@ -237,13 +260,14 @@ export class StatementGuard {
       if (target?.kind === 'S') statement = target.name;
       else if (target && !this.portalAllowed(target.name)) return this.refuseInPlace(staleError('portal', target.name));
     }
+    if (this.lostAfterChange) return this.refuseInPlace(LOST_TRACK);
     const use = (): void => {
       if (type !== Frontend.Bind) return this.protocol.sentDescribe();
       this.protocol.sentBind(portal, this.generation);
       if (portal !== undefined) this.portalsInBatch.add(portal);
     };
-    const current = statement === undefined ? undefined : this.statementText(statement);
-    if (statement === undefined || current?.text === undefined || current.text.generation === this.generation) {
+    const candidates = statement === undefined ? [] : this.statementTexts(statement);
+    if (statement === undefined || candidates.every((t) => t.generation === this.generation)) {
       use();
       return undefined;
     }
@@ -253,7 +277,8 @@ export class StatementGuard {
       return undefined;
     }
     if (!this.protocol.idle) return this.refuseInPlace(staleError('prepared statement', statement));
-    const text = current.text;
+    // Nothing is on its way, so there is one candidate: the server's statement, or one pgward closed.
+    const text = candidates[0]!;
     const decision = this.checkExecutes(this.admit(this.decide(text.query, 'extended')));
     this.protocol.sentClose(statement, true);
     let parse: Buffer;
@@ -272,6 +297,7 @@ export class StatementGuard {
   }
 
   private onExecute(frame: Buffer): FrameVerdict {
+    if (this.lostAfterChange) return this.refuseInPlace(LOST_TRACK);
     if (this.portalsBoundSince !== undefined) {
       const target = decodeTarget(frame);
       if (target && !this.portalAllowed(target.name)) return this.refuseInPlace(staleError('portal', target.name));
@@ -280,13 +306,20 @@ export class StatementGuard {
     return undefined;
   }
 
-  /** The statement a use of `name` would find (protocol-state.ts), or one pgward closed because the policies refuse it. */
-  private statementText(name: string): { pending: boolean; text: PreparedText | undefined } {
+  /**
+   * The statements a use of `name` may find (protocol-state.ts), and one pgward closed because the
+   * policies refuse it, marked older than any generation so that it is prepared again (and refused
+   * again, or allowed).
+   */
+  private statementTexts(name: string): readonly PreparedText[] {
     const found = this.protocol.statement(name);
-    if (found.text !== undefined || found.pending) return found;
-    const refused = this.refusedStatements.get(name);
-    // Marked as older than any generation, so it is prepared again (and refused again, or allowed).
-    return refused ? { pending: false, text: { ...refused, generation: -1 } } : found;
+    const refused = found.pending ? undefined : this.refusedStatements.get(name);
+    return refused ? [...found.texts, { ...refused, generation: -1 }] : found.texts;
+  }
+
+  /** Replies stopped matching after a policy change: no statement or portal use can be vouched for. */
+  private get lostAfterChange(): boolean {
+    return this.protocol.lost && this.generation > 0;
   }
 
   /** Whether a portal may run: no policy change since portals could exist, or it was bound since. */
@@ -303,10 +336,9 @@ export class StatementGuard {
   /** EXECUTE of a protocol-level statement planned under older policies is refused: it would run as planned. */
   private checkExecutes(decision: RewriteDecision): RewriteDecision {
     if (decision.kind === 'deny' || this.generation === 0) return decision;
-    const index = decision.statements.findIndex((s) => {
-      const text = s.executes === undefined ? undefined : this.statementText(s.executes).text;
-      return text !== undefined && text.generation !== this.generation;
-    });
+    const index = decision.statements.findIndex(
+      (s) => s.executes !== undefined && (this.lostAfterChange || this.statementTexts(s.executes).some((t) => t.generation !== this.generation)),
+    );
     if (index < 0) return decision;
     const error = staleError('prepared statement', decision.statements[index]!.executes!);
     return { kind: 'deny', sqlstate: error.code, message: error.message, statementIndex: index };
@@ -338,6 +370,7 @@ export class StatementGuard {
     this.protocol.reply(Backend.ReadyForQuery, status);
     // Idle outside a transaction, the server holds no portal but SQL-level WITH HOLD cursors.
     if (this.protocol.idle && !this.protocol.batchOpen && status === IDLE) this.portalsBoundSince = undefined;
+    if (this.readingNames && this.settledAfterChange()) this.readNames(false);
     if (this.schemaChangeInFlight) {
       this.schemaChangeInFlight = false;
       this.awaitingCatalogSince = Date.now();
@@ -352,7 +385,12 @@ export class StatementGuard {
   /** After a statement completed: DDL may have changed what the catalog holds. */
   readonly onCommandComplete = (tag: string): void => {
     this.protocol.reply(Backend.CommandComplete);
-    if (tag !== 'SELECT' && DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
+    if (tag === 'SELECT') return;
+    if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
+    if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') {
+      this.protocol.forgetAll();
+      this.refusedStatements.clear();
+    }
   };
 
   /**

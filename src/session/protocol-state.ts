@@ -21,34 +21,50 @@ type Sent =
   | { readonly kind: 'parse'; readonly name: string; readonly text: PreparedText | undefined; readonly hidden: boolean }
   | { readonly kind: 'bind'; readonly portal: string | undefined; readonly generation: number }
   | { readonly kind: 'describe' }
-  | { readonly kind: 'execute' }
+  | { readonly kind: 'execute'; readonly copyEnds: number }
   /** `statement` is undefined for the Close of a portal. */
   | { readonly kind: 'close'; readonly statement: string | undefined; readonly hidden: boolean }
-  | { readonly kind: 'sync' }
-  | { readonly kind: 'query' };
+  | { readonly kind: 'sync'; readonly copyEnds: number }
+  | { readonly kind: 'query'; readonly copyEnds: number };
 
-/** Statement texts kept per session; past this a policy change ends the session (see `lost`). */
+/** Statement texts kept per session; past this the state is lost (see `lost`). */
 const MAX_PREPARED_BYTES = 4 * 1024 * 1024;
+
+/** The statements a use of a name may find: more than one when a Parse or Close of it in an earlier batch is unanswered. */
+export interface StatementCandidates {
+  /** A Parse or Close of the name is on its way. */
+  readonly pending: boolean;
+  readonly texts: readonly PreparedText[];
+}
 
 export class ProtocolState {
   readonly prepared = new Map<string, PreparedText>();
   private preparedBytes = 0;
-  private readonly sent: Sent[] = [];
+  /** Unanswered requests: `sent[head]` is the oldest (a queue that stays cheap however deep the pipeline). */
+  private sent: Sent[] = [];
+  private head = 0;
   /** The status of the last ReadyForQuery: I (idle), T (in a transaction block), E (failed block). */
   transactionStatus = 0x49;
   /**
    * Replies stopped matching what was sent, or more texts than kept: what the server holds is no
-   * longer known, so nothing may rely on it (a policy change ends the session).
+   * longer known, so nothing may rely on it. Told to `onLost`.
    */
   lost = false;
+  onLost: (() => void) | undefined;
   /** Extended-protocol messages went upstream since the last Sync: an implicit transaction, and its portals, may be open. */
   batchOpen = false;
+  /** An extended message failed and its Sync has not been sent: the server discards what comes until then. */
+  private discarding = false;
+  /** CopyDone and CopyFail messages sent: which Syncs the server ignores during a COPY FROM STDIN. */
+  private copyEnds = 0;
+  /** While a COPY FROM STDIN runs: the copyEnds count at its start (the client's next CopyDone/CopyFail ends it). */
+  private copyIn: number | undefined;
   /** Told the portal of each Bind that succeeded (only Binds sent with their portal name), with the generation it was sent under. */
   onBound: ((portal: string, generation: number) => void) | undefined;
 
-  /** Every request sent upstream has been answered. */
+  /** Every request sent upstream has been answered, and the server reads the next one. */
   get idle(): boolean {
-    return this.sent.length === 0 && !this.lost;
+    return this.head === this.sent.length && !this.lost && !this.discarding;
   }
 
   sentParse(name: string, text: PreparedText | undefined, hidden = false): void {
@@ -64,7 +80,7 @@ export class ProtocolState {
   }
 
   sentExecute(): void {
-    this.push({ kind: 'execute' });
+    this.push({ kind: 'execute', copyEnds: this.copyEnds });
   }
 
   sentClose(statement: string | undefined, hidden = false): void {
@@ -72,65 +88,116 @@ export class ProtocolState {
   }
 
   sentSync(): void {
-    this.push({ kind: 'sync' });
+    // During COPY FROM STDIN the server ignores Sync (libpq sends one before CopyDone).
+    if (this.copyIn !== undefined && this.copyIn === this.copyEnds) return;
+    this.push({ kind: 'sync', copyEnds: this.copyEnds });
   }
 
   sentQuery(): void {
-    this.push({ kind: 'query' });
+    this.push({ kind: 'query', copyEnds: this.copyEnds });
+  }
+
+  /** The client sent CopyDone or CopyFail: a COPY FROM STDIN ends with it. */
+  sentCopyEnd(): void {
+    this.copyEnds += 1;
+  }
+
+  /** SQL-level DEALLOCATE ALL or DISCARD ALL completed: no prepared statement is left. */
+  forgetAll(): void {
+    this.prepared.clear();
+    this.preparedBytes = 0;
+  }
+
+  /**
+   * The statements a use of `name` sent now may find. A Parse or Close of it in the same batch
+   * decides alone: if it fails, the server skips the use too. One in an earlier batch may fail
+   * without that, so the statement it would replace stays a candidate.
+   */
+  statement(name: string): StatementCandidates {
+    const texts: PreparedText[] = [];
+    let pending = false;
+    let crossedSync = false;
+    for (let i = this.sent.length - 1; i >= this.head; i--) {
+      const m = this.sent[i]!;
+      if (m.kind === 'sync') {
+        crossedSync = true;
+        continue;
+      }
+      if (!((m.kind === 'parse' && m.name === name) || (m.kind === 'close' && m.statement === name))) continue;
+      const text = m.kind === 'parse' ? m.text : undefined;
+      if (!pending && !crossedSync) return { pending: true, texts: text ? [text] : [] };
+      pending = true;
+      if (text) texts.push(text);
+    }
+    const confirmed = this.prepared.get(name);
+    if (confirmed) texts.push(confirmed);
+    return { pending, texts };
   }
 
   /**
    * A reply from the server, by type: ParseComplete, BindComplete, CloseComplete, RowDescription,
-   * NoData, CommandComplete, EmptyQueryResponse, PortalSuspended, ErrorResponse, ReadyForQuery.
-   * Returns true when it answers a message the client did not send, so it must not reach it.
+   * NoData, CommandComplete, EmptyQueryResponse, PortalSuspended, CopyInResponse, ErrorResponse,
+   * ReadyForQuery. Returns true when it answers a message the client did not send, so it must not
+   * reach it.
    */
   reply(type: number, status?: number): boolean {
-    if (this.lost) {
-      if (type === Backend.ReadyForQuery && status !== undefined) this.transactionStatus = status;
-      return false;
-    }
-    const head = this.sent[0];
+    if (type === Backend.ReadyForQuery && status !== undefined) this.transactionStatus = status;
+    if (this.lost) return false;
+    const head = this.head < this.sent.length ? this.sent[this.head] : undefined;
     switch (type) {
       case Backend.ParseComplete:
         if (head?.kind !== 'parse') return this.mismatch();
-        this.sent.shift();
+        this.shift();
         if (head.text) this.store(head.name, head.text);
         return head.hidden;
       case Backend.BindComplete:
         if (head?.kind !== 'bind') return this.mismatch();
-        this.sent.shift();
+        this.shift();
         if (head.portal !== undefined) this.onBound?.(head.portal, head.generation);
         return false;
       case Backend.CloseComplete:
         if (head?.kind !== 'close') return this.mismatch();
-        this.sent.shift();
+        this.shift();
         if (head.statement !== undefined) this.forget(head.statement);
         return head.hidden;
       case Backend.RowDescription:
       case Backend.NoData:
         // Describe ends with one of these; a simple Query sends RowDescriptions along the way.
-        if (head?.kind === 'describe') this.sent.shift();
+        if (head?.kind === 'describe') this.shift();
         else if (head?.kind !== 'query') return this.mismatch();
         return false;
       case Backend.CommandComplete:
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended:
-        if (head?.kind === 'execute') this.sent.shift();
+        this.copyIn = undefined;
+        if (head?.kind === 'execute') this.shift();
         else if (head?.kind !== 'query') return this.mismatch();
         return false;
+      case Backend.CopyInResponse: {
+        if (head?.kind !== 'execute' && head?.kind !== 'query') return this.mismatch();
+        // Syncs sent after the statement and before the CopyDone or CopyFail that ends the COPY
+        // are ignored by the server: they get no ReadyForQuery.
+        const start = head.copyEnds;
+        this.copyIn = start;
+        const rest = this.sent.slice(this.head + 1).filter((m) => !(m.kind === 'sync' && m.copyEnds === start));
+        this.sent = [head, ...rest];
+        this.head = 0;
+        return false;
+      }
       case Backend.ErrorResponse:
+        this.copyIn = undefined;
         // A simple Query goes on to its ReadyForQuery, as does a Sync whose commit failed; an
-        // extended message failed, and the server skips everything after it up to the Sync.
+        // extended message failed, and the server discards everything after it up to the Sync.
         if (head === undefined || head.kind === 'query' || head.kind === 'sync') return false;
-        this.sent.shift();
+        this.shift();
         // A Parse of the unnamed statement drops the previous one before it can fail.
         if (head.kind === 'parse' && head.name === '') this.forget('');
-        while (this.sent.length > 0 && this.sent[0]!.kind !== 'sync') this.sent.shift();
+        while (this.head < this.sent.length && this.sent[this.head]!.kind !== 'sync') this.shift();
+        if (this.head === this.sent.length) this.discarding = true;
         return false;
       case Backend.ReadyForQuery:
-        if (status !== undefined) this.transactionStatus = status;
         if (head?.kind !== 'sync' && head?.kind !== 'query') return this.mismatch();
-        this.sent.shift();
+        this.shift();
         // A simple Query drops the unnamed statement before it runs (exec_simple_query).
         if (head.kind === 'query') this.forget('');
         return false;
@@ -139,30 +206,33 @@ export class ProtocolState {
     }
   }
 
-  /**
-   * The statement a use of `name` sent now would find: the last Parse or Close of it still on its
-   * way (`pending`), else the statement the server confirmed. A pending Parse that fails leaves the
-   * batch skipped, so what it would have replaced does not run either.
-   */
-  statement(name: string): { pending: boolean; text: PreparedText | undefined } {
-    for (let i = this.sent.length - 1; i >= 0; i--) {
-      const m = this.sent[i]!;
-      if (m.kind === 'parse' && m.name === name) return { pending: true, text: m.text };
-      if (m.kind === 'close' && m.statement === name) return { pending: true, text: undefined };
+  private push(message: Sent): void {
+    if (message.kind === 'sync') {
+      this.batchOpen = false;
+      this.discarding = false;
+    } else if (message.kind !== 'query') {
+      this.batchOpen = true;
     }
-    return { pending: false, text: this.prepared.get(name) };
+    // What the server discards gets no reply.
+    if (this.lost || (this.discarding && message.kind !== 'sync')) return;
+    this.sent.push(message);
   }
 
-  private push(message: Sent): void {
-    if (message.kind === 'sync') this.batchOpen = false;
-    else if (message.kind !== 'query') this.batchOpen = true;
-    if (!this.lost) this.sent.push(message);
+  private shift(): void {
+    this.head += 1;
+    if (this.head === this.sent.length) {
+      this.sent = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.sent.length) {
+      this.sent = this.sent.slice(this.head);
+      this.head = 0;
+    }
   }
 
   private store(name: string, text: PreparedText): void {
     this.forget(name);
     if (this.preparedBytes + text.query.length > MAX_PREPARED_BYTES) {
-      this.lost = true;
+      this.mismatch();
       return;
     }
     this.prepared.set(name, text);
@@ -177,8 +247,11 @@ export class ProtocolState {
   }
 
   private mismatch(): false {
+    if (this.lost) return false;
     this.lost = true;
-    this.sent.length = 0;
+    this.sent = [];
+    this.head = 0;
+    this.onLost?.();
     return false;
   }
 }

@@ -82,11 +82,11 @@ const CLIENT_WATCH = typeTable([Frontend.Terminate]);
  * policy change makes their names matter.
  */
 const GUARDED_REQUESTS = [Frontend.Query, Frontend.Parse, Frontend.Describe, Frontend.Close, Frontend.FunctionCall, Frontend.Sync, Frontend.Terminate];
-const GUARDED_FRONTEND = typeTable(GUARDED_REQUESTS, [Frontend.Bind, Frontend.Execute]);
-const GUARDED_FRONTEND_WITH_NAMES = typeTable([...GUARDED_REQUESTS, Frontend.Bind, Frontend.Execute]);
+const GUARDED_FRONTEND = typeTable(GUARDED_REQUESTS, [Frontend.Bind, Frontend.Execute, Frontend.CopyDone, Frontend.CopyFail]);
+const GUARDED_FRONTEND_WITH_NAMES = typeTable([...GUARDED_REQUESTS, Frontend.Bind, Frontend.Execute], [Frontend.CopyDone, Frontend.CopyFail]);
 const GUARDED_BACKEND = typeTable(
   [Backend.ErrorResponse, Backend.ReadyForQuery, Backend.CommandComplete, Backend.ParseComplete, Backend.CloseComplete],
-  [Backend.BindComplete, Backend.RowDescription, Backend.NoData, Backend.EmptyQueryResponse, Backend.PortalSuspended],
+  [Backend.BindComplete, Backend.RowDescription, Backend.NoData, Backend.EmptyQueryResponse, Backend.PortalSuspended, Backend.CopyInResponse],
 );
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -368,6 +368,11 @@ export class Session {
       planCache: runtime.planCache,
       log: this.context.log,
       onCatalogChange: () => runtime.catalogs.markStale(this.database),
+      // Deferred: this runs while a reply is being relayed.
+      onLostTrack: () => setImmediate(() => this.terminate(Errors.sessionExpired('pgward lost track of the prepared statements of this session after a policy change'))),
+      setReadsNames: (on) => {
+        if (this.toUpstream) this.toUpstream.scanner.watch = on ? GUARDED_FRONTEND_WITH_NAMES : GUARDED_FRONTEND;
+      },
       onOwnSchemaChange: () => {
         runtime.catalogs.markStale(this.database);
         // Without a service login there is no background refresh: the session ends, its client reconnects.
@@ -406,7 +411,6 @@ export class Session {
       return;
     }
     this.guard.updatePolicy(policy, bundle);
-    if (this.guard.readsNames && this.toUpstream) this.toUpstream.scanner.watch = GUARDED_FRONTEND_WITH_NAMES;
   }
 
   private startRelay(fromClient: Buffer, fromUpstream: Buffer): void {

@@ -509,11 +509,13 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     const flush = typedFrame('H');
     const names = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
     /** Bytes to send, then what ends their answer: ReadyForQuery (`zs` of them), or a BindComplete for a batch left open. */
-    type Step = { send: Buffer; zs?: number; until?: '1' | '2'; reloadAfterMs?: number } | 'reload' | 'reload back';
+    type Step = { send: Buffer; zs?: number; until?: '1' | '2' | 'E' | 'G'; reloadAfterMs?: number } | 'reload' | 'reload back';
     const run = (...parts: Buffer[]): Step => ({ send: Buffer.concat(parts) });
-    const scenarios: Array<{ name: string; steps: Step[] }> = [
+    const copyIn = typedFrame('c');
+    /** `answers`: the session must stay usable and answer the last use with (masked) rows. */
+    const scenarios: Array<{ name: string; steps: Step[]; copy?: true; answers?: true }> = [
       { name: 'unnamed statement, a Parse of it skipped after an error, reload', steps: [run(parse('', names), sync), run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), 'reload', run(bind('', ''), execute(''), sync)] },
-      { name: 'unnamed statement, reload, a Parse of it skipped after an error', steps: [run(parse('', names), sync), 'reload', run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), run(bind('', ''), execute(''), sync)] },
+      { name: 'unnamed statement, reload, a Parse of it skipped after an error', answers: true, steps: [run(parse('', names), sync), 'reload', run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), run(bind('', ''), execute(''), sync)] },
       { name: 'unnamed statement, a refused Parse of it skipped after an error, reload', steps: [run(parse('', names), sync), run(parse('zz', 'SELEC'), parse('', 'SELECT card_number FROM customers'), sync), 'reload', run(bind('', ''), execute(''), sync)] },
       { name: 'unnamed statement, reload, a Query skipped after an error', steps: [run(parse('', names), sync), 'reload', run(parse('zz', 'SELEC'), query('SELECT 1'), sync), run(bind('', ''), execute(''), sync)] },
       { name: 'named statement, a Close of it skipped after an error, reload', steps: [run(parse('corpus_s5', names), sync), run(parse('zz', 'SELEC'), close('corpus_s5'), sync), 'reload', run(bind('', 'corpus_s5'), execute(''), sync)] },
@@ -526,10 +528,25 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
         name: 'portal bound behind a slow query, reload while it runs',
         steps: [run(parse('corpus_s9', names), sync), { send: Buffer.concat([query('SELECT pg_sleep(0.6)'), query('BEGIN'), bind('corpus_p', 'corpus_s9'), execute('corpus_p', 1), sync]), zs: 3, reloadAfterMs: 200 }, run(execute('corpus_p'), sync)],
       },
-      { name: 'named statement, reload inside an aborted transaction, then ROLLBACK', steps: [run(parse('corpus_s4', names), sync), run(query('BEGIN')), run(query('SELECT 1/0')), 'reload', run(bind('', 'corpus_s4'), execute(''), sync), run(query('ROLLBACK')), run(bind('', 'corpus_s4'), execute(''), sync)] },
+      { name: 'named statement, reload inside an aborted transaction, then ROLLBACK', answers: true, steps: [run(parse('corpus_s4', names), sync), run(query('BEGIN')), run(query('SELECT 1/0')), 'reload', run(bind('', 'corpus_s4'), execute(''), sync), run(query('ROLLBACK')), run(bind('', 'corpus_s4'), execute(''), sync)] },
+      // A Parse or Close in an earlier batch of the same write may fail without skipping the use.
+      { name: 'reload, duplicate-name Parse and a use pipelined across a Sync', steps: [run(parse('corpus_x1', names), sync), 'reload', { send: Buffer.concat([parse('corpus_x1', 'SELECT 1'), sync, bind('', 'corpus_x1'), execute(''), sync]), zs: 2 }] },
+      { name: 'reload, Close skipped after an error and a use pipelined across a Sync', steps: [run(parse('corpus_x2', names), sync), 'reload', { send: Buffer.concat([parse('zz', 'SELEC'), close('corpus_x2'), sync, bind('', 'corpus_x2'), execute(''), sync]), zs: 2 }] },
+      { name: 'reload, refused Parse of an existing name and a use pipelined across a Sync', steps: [run(parse('corpus_x3', names), sync), 'reload', { send: Buffer.concat([parse('corpus_x3', 'SELECT card_number FROM customers'), sync, bind('', 'corpus_x3'), execute(''), sync]), zs: 2 }] },
+      { name: 'reload, duplicate-name Parse and SQL EXECUTE pipelined across a Sync', steps: [run(parse('corpus_y1', names), sync), 'reload', { send: Buffer.concat([parse('corpus_y1', 'SELECT 1'), sync, query('EXECUTE corpus_y1')]), zs: 2 }] },
+      { name: 'reload, more statement text than tracked, a pending duplicate Parse', steps: [run(parse('corpus_x5', names), sync), 'reload', run(parse('corpus_big', `SELECT '${'x'.repeat(4_300_000)}'::text`), parse('corpus_x5', 'SELECT 1'), sync), run(bind('', 'corpus_x5'), execute(''), sync)] },
+      { name: 'messages after an error seen through Flush, reload', answers: true, steps: [run(parse('corpus_y4', names), sync), { send: Buffer.concat([parse('zz', 'SELEC'), flush]), until: 'E' }, run(bind('', 'corpus_y4'), execute(''), sync), run(query('SELECT 1')), 'reload', run(bind('', 'corpus_y4'), execute(''), sync)] },
+      // libpq's extended COPY sends a Sync before CopyDone, which the server ignores.
+      { name: 'extended COPY FROM with a Sync before CopyDone, reload', copy: true, answers: true, steps: [run(parse('corpus_y6', names), sync), { send: Buffer.concat([parse('', 'COPY products FROM STDIN'), bind('', ''), execute(''), sync]), until: 'G' }, run(copyIn, sync), 'reload', run(bind('', 'corpus_y6'), execute(''), sync), run(bind('', 'corpus_y6'), execute(''), sync)] },
+      { name: 'simple COPY FROM with a Sync inside, reload while a slow query runs', copy: true, steps: [{ send: Buffer.concat([query('SELECT pg_sleep(0.6)'), query('COPY products FROM STDIN'), sync, copyIn, parse('corpus_x7', names), sync]), zs: 3, reloadAfterMs: 200 }, run(bind('', 'corpus_x7'), execute(''), sync)] },
     ];
+    const withCopy = (policies: string): string => policies.replace('actions: [select, copy_to], resources: { tables: [public.products] }', 'actions: [select, copy_to, copy_from], resources: { tables: [public.products] }');
+    await superuser.query('GRANT INSERT ON products TO scram_user');
     const problems: string[] = [];
     for (const scenario of scenarios) {
+      const base = scenario.copy ? withCopy(POLICIES) : POLICIES;
+      const changed = scenario.copy ? withCopy(NAMES_MASKED) : NAMES_MASKED;
+      if (scenario.copy) await usePolicies(base);
       const raw = await RawClient.connect(tap.port);
       let reloaded = false;
       const received: Buffer[] = [];
@@ -540,13 +557,13 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
         await raw.until('Z');
         for (const step of scenario.steps) {
           if (step === 'reload' || step === 'reload back') {
-            await usePolicies(step === 'reload' ? NAMES_MASKED : POLICIES);
+            await usePolicies(step === 'reload' ? changed : base);
             reloaded = step === 'reload';
             count('policy reload');
             continue;
           }
           raw.write(step.send);
-          const reload = step.reloadAfterMs === undefined ? undefined : new Promise((resolve) => setTimeout(resolve, step.reloadAfterMs)).then(() => usePolicies(NAMES_MASKED));
+          const reload = step.reloadAfterMs === undefined ? undefined : new Promise((resolve) => setTimeout(resolve, step.reloadAfterMs)).then(() => usePolicies(changed));
           for (let zs = 0; zs < (step.zs ?? 1); ) {
             const m = await raw.message();
             if (reloaded) received.push(m);
@@ -566,6 +583,10 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       }
       const shown = world.visible.map((c) => c.fullName).filter((n) => Buffer.concat(received).toString('utf8').includes(n));
       if (shown.length > 0) problems.push(`${scenario.name}: shows ${shown.length} full names the new policies mask`);
+      const last = received.slice(received.findLastIndex((m, i) => i < received.length - 1 && m[0] === 0x5a) + 1);
+      if (scenario.answers && !last.some((m) => m[0] === 0x44)) {
+        problems.push(`${scenario.name}: the last use got no rows (${last.map((m) => String.fromCharCode(m[0]!)).join(' ') || 'the session ended'})`);
+      }
     }
     expect(problems).toEqual([]);
   });

@@ -12,13 +12,13 @@ describe('ProtocolState', () => {
     p.sentParse('s1', text('SELECT 1'));
     p.sentSync();
     expect(p.prepared.has('s1')).toBe(false);
-    expect(p.statement('s1')).toEqual({ pending: true, text: text('SELECT 1') });
+    expect(p.statement('s1')).toEqual({ pending: true, texts: [text('SELECT 1')] });
     expect(p.idle).toBe(false);
     expect(p.reply(Backend.ParseComplete)).toBe(false);
     expect(p.prepared.get('s1')).toEqual(text('SELECT 1'));
     p.reply(Backend.ReadyForQuery, I);
     expect(p.idle).toBe(true);
-    expect(p.statement('s1')).toEqual({ pending: false, text: text('SELECT 1') });
+    expect(p.statement('s1')).toEqual({ pending: false, texts: [text('SELECT 1')] });
   });
 
   it('after an error, drops everything up to the Sync: skipped Parses, Closes and Queries take no effect', () => {
@@ -147,5 +147,74 @@ describe('ProtocolState', () => {
     }
     expect(p.lost).toBe(true);
     expect(p.prepared.size).toBe(4);
+  });
+
+  it('a Parse in an earlier batch of the pipeline may fail: the statement it replaces stays a candidate', () => {
+    const p = new ProtocolState();
+    p.sentParse('s', text('SELECT old', 0));
+    p.sentSync();
+    p.reply(Backend.ParseComplete);
+    p.reply(Backend.ReadyForQuery, I);
+    p.sentParse('s', text('SELECT new', 1));
+    expect(p.statement('s')).toEqual({ pending: true, texts: [text('SELECT new', 1)] });
+    p.sentSync();
+    expect(p.statement('s')).toEqual({ pending: true, texts: [text('SELECT new', 1), text('SELECT old', 0)] });
+    p.sentClose('s');
+    expect(p.statement('s')).toEqual({ pending: true, texts: [] });
+  });
+
+  it('requests sent after an error was answered, before the Sync, are discarded by the server: not awaited', () => {
+    const p = new ProtocolState();
+    p.sentParse('zz', undefined);
+    p.reply(Backend.ErrorResponse);
+    expect(p.idle).toBe(false);
+    p.sentBind(undefined, 0);
+    p.sentExecute();
+    p.sentSync();
+    p.reply(Backend.ReadyForQuery, I);
+    expect(p.idle).toBe(true);
+    expect(p.lost).toBe(false);
+  });
+
+  it('Syncs sent during COPY FROM STDIN, before CopyDone, get no ReadyForQuery', () => {
+    const p = new ProtocolState();
+    p.sentParse('', text('COPY t FROM STDIN'));
+    p.sentBind(undefined, 0);
+    p.sentExecute();
+    p.sentSync(); // sent before the server started the COPY: ignored by it
+    p.reply(Backend.ParseComplete);
+    p.reply(Backend.BindComplete);
+    p.reply(Backend.CopyInResponse);
+    p.sentSync(); // during the COPY: ignored too
+    p.sentCopyEnd();
+    p.sentSync();
+    p.reply(Backend.CommandComplete);
+    p.reply(Backend.ReadyForQuery, I);
+    expect(p.idle).toBe(true);
+    expect(p.lost).toBe(false);
+  });
+
+  it('DEALLOCATE ALL or DISCARD ALL leaves no statement', () => {
+    const p = new ProtocolState();
+    p.sentParse('s', text('SELECT 1'));
+    p.reply(Backend.ParseComplete);
+    p.forgetAll();
+    expect(p.statement('s')).toEqual({ pending: false, texts: [] });
+  });
+
+  it('stays cheap and correct over a deep pipeline', () => {
+    const p = new ProtocolState();
+    for (let i = 0; i < 20_000; i++) {
+      p.sentBind(undefined, 0);
+      p.sentExecute();
+      p.sentSync();
+    }
+    for (let i = 0; i < 20_000; i++) {
+      p.reply(Backend.BindComplete);
+      p.reply(Backend.CommandComplete);
+      p.reply(Backend.ReadyForQuery, I);
+    }
+    expect(p.idle).toBe(true);
+    expect(p.lost).toBe(false);
   });
 });
