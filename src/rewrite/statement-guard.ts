@@ -271,12 +271,14 @@ export class StatementGuard {
       use();
       return undefined;
     }
+    // Behind other requests, or after messages since the last Sync (which may have ended or aborted
+    // the transaction the last ReadyForQuery reported), the use is refused.
+    if (!this.protocol.idle || this.protocol.batchOpen) return this.refuseInPlace(staleError('prepared statement', statement));
     // An aborted transaction block refuses the use itself (25P02): nothing runs.
-    if (this.protocol.idle && this.protocol.transactionStatus === FAILED) {
+    if (this.protocol.transactionStatus === FAILED) {
       use();
       return undefined;
     }
-    if (!this.protocol.idle) return this.refuseInPlace(staleError('prepared statement', statement));
     // Nothing is on its way, so there is one candidate: the server's statement, or one pgward closed.
     const text = candidates[0]!;
     const decision = this.checkExecutes(this.admit(this.decide(text.query, 'extended')));

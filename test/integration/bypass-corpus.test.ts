@@ -509,7 +509,7 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     const flush = typedFrame('H');
     const names = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
     /** Bytes to send, then what ends their answer: ReadyForQuery (`zs` of them), or a BindComplete for a batch left open. */
-    type Step = { send: Buffer; zs?: number; until?: '1' | '2' | 'E' | 'G'; reloadAfterMs?: number } | 'reload' | 'reload back';
+    type Step = { send: Buffer; zs?: number; until?: '1' | '2' | 'C' | 'E' | 'G'; reloadAfterMs?: number } | 'reload' | 'reload back';
     const run = (...parts: Buffer[]): Step => ({ send: Buffer.concat(parts) });
     const copyIn = typedFrame('c');
     /** `answers`: the session must stay usable and answer the last use with (masked) rows. */
@@ -529,6 +529,9 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
         steps: [run(parse('corpus_s9', names), sync), { send: Buffer.concat([query('SELECT pg_sleep(0.6)'), query('BEGIN'), bind('corpus_p', 'corpus_s9'), execute('corpus_p', 1), sync]), zs: 3, reloadAfterMs: 200 }, run(execute('corpus_p'), sync)],
       },
       { name: 'named statement, reload inside an aborted transaction, then ROLLBACK', answers: true, steps: [run(parse('corpus_s4', names), sync), run(query('BEGIN')), run(query('SELECT 1/0')), 'reload', run(bind('', 'corpus_s4'), execute(''), sync), run(query('ROLLBACK')), run(bind('', 'corpus_s4'), execute(''), sync)] },
+      // A ROLLBACK through the extended protocol, without Sync, ends the aborted block the last ReadyForQuery reported.
+      { name: 'reload, aborted block, ROLLBACK sent with Flush, then a use', steps: [run(parse('corpus_r1', names), sync), 'reload', run(query('BEGIN')), run(query('SELECT 1/0')), { send: Buffer.concat([parse('', 'ROLLBACK'), bind('', ''), execute(''), flush]), until: 'C' }, run(bind('', 'corpus_r1'), execute(''), sync)] },
+      { name: 'aborted block, reload, ROLLBACK TO SAVEPOINT sent with Flush, then a use', steps: [run(parse('corpus_r2', names), sync), run(query('BEGIN')), run(query('SAVEPOINT corpus_sp')), run(query('SELECT 1/0')), 'reload', { send: Buffer.concat([parse('', 'ROLLBACK TO SAVEPOINT corpus_sp'), bind('', ''), execute(''), flush]), until: 'C' }, run(bind('', 'corpus_r2'), execute(''), sync)] },
       // A Parse or Close in an earlier batch of the same write may fail without skipping the use.
       { name: 'reload, duplicate-name Parse and a use pipelined across a Sync', steps: [run(parse('corpus_x1', names), sync), 'reload', { send: Buffer.concat([parse('corpus_x1', 'SELECT 1'), sync, bind('', 'corpus_x1'), execute(''), sync]), zs: 2 }] },
       { name: 'reload, Close skipped after an error and a use pipelined across a Sync', steps: [run(parse('corpus_x2', names), sync), 'reload', { send: Buffer.concat([parse('zz', 'SELEC'), close('corpus_x2'), sync, bind('', 'corpus_x2'), execute(''), sync]), zs: 2 }] },
