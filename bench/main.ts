@@ -412,7 +412,8 @@ async function policyPhase(bench: Bench): Promise<void> {
 
     const cells: Array<{ result: CellResult; hits: number; misses: number; entries: number }> = [];
     let aborted: string | undefined;
-    for (const cell of POLICY_CELLS) {
+    // BENCH_CELLS=goal: the goal cell (prepared) alone, for more rounds in the same time.
+    for (const cell of options.goalCellOnly ? POLICY_CELLS.slice(0, 1) : POLICY_CELLS) {
       const before = await readMetrics(guarded.adminUrl);
       const run = await runMatrix({
         targets: [plain.target, guarded.target],

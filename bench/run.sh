@@ -16,7 +16,8 @@
 #                                identity through pgward with vs without policies; plan cache counters
 #                        tokens: conn/s with a new token per connection (cold) vs one cached token (warm)
 #                                through pgward in oidc mode, passthrough SCRAM as reference; issuer fetches
-#   BENCH_CELLS=goal   run only the goal cell of the pgbench matrix (select-only, prepared, 16 clients)
+#   BENCH_CELLS=goal   run only the goal cell of the pgbench matrix (select-only, prepared, 16 clients),
+#                      and of the policy phase (the same cell with and without policies)
 #   BENCH_SESSIONS=N   concurrent sessions for the memory-per-session probe; default 500
 #   BENCH_SCALE=N      pgbench -i scale factor; default 10
 #
