@@ -78,3 +78,22 @@ export function typedFrame(type: string, body: Buffer | string = ''): Buffer {
 
 /** A password message as the client would send it. */
 export const passwordMessage = (password: string): Buffer => typedFrame('p', `${password}\0`);
+
+const cstring = (text: string): Buffer => Buffer.from(`${text}\0`, 'utf8');
+const NO_PARAMETERS = Buffer.from([0, 0]);
+
+/** Extended-protocol frontend messages with no parameters, text results. */
+export const frontend = {
+  parse: (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstring(name), cstring(sql), NO_PARAMETERS])),
+  bind: (portal: string, statement: string): Buffer => typedFrame('B', Buffer.concat([cstring(portal), cstring(statement), NO_PARAMETERS, NO_PARAMETERS, NO_PARAMETERS])),
+  execute: (portal: string, rows = 0): Buffer => {
+    const limit = Buffer.alloc(4);
+    limit.writeInt32BE(rows);
+    return typedFrame('E', Buffer.concat([cstring(portal), limit]));
+  },
+  closeStatement: (name: string): Buffer => typedFrame('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
+  query: (sql: string): Buffer => typedFrame('Q', `${sql}\0`),
+  sync: typedFrame('S'),
+  flush: typedFrame('H'),
+  copyDone: typedFrame('c'),
+};

@@ -35,7 +35,7 @@ import { startOidcProvider, type RunningProvider } from '../helpers/oidc-provide
 import { oidcSessionAuth, startPgward, type PgwardUnderTest } from '../helpers/pgward.js';
 import { replacePolicies } from '../helpers/policies.js';
 import { psql } from '../helpers/psql.js';
-import { passwordMessage, RawClient, typedFrame } from '../helpers/raw-client.js';
+import { frontend, passwordMessage, RawClient, typedFrame } from '../helpers/raw-client.js';
 import { freshDatabase, TEST_PASSWORDS, type TestServerInfo } from '../helpers/test-servers.js';
 import type { Attempt } from './bypass-corpus/attempt.js';
 import { buildCorpus } from './bypass-corpus/corpus.js';
@@ -155,6 +155,16 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
     const tapped = tap.connections[before];
     if (!tapped) throw new Error('the tap saw no connection');
     return { client, tapped };
+  };
+
+  /** A raw protocol session of the analyst through the tap, logged in and ready for a query. */
+  const analystRaw = async (): Promise<RawClient> => {
+    const raw = await RawClient.connect(tap.port);
+    raw.startup([['user', ANALYST], ['database', DATABASE]]);
+    await raw.message();
+    raw.write(passwordMessage(analystToken));
+    await raw.until('Z');
+    return raw;
   };
 
   /**
@@ -451,22 +461,16 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
   it('nothing parsed before a policy reload runs under the new policies, at the protocol level', async () => {
     const names = world.visible.map((c) => c.fullName);
     const problems: string[] = [];
-    const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
-    const none = Buffer.from([0, 0]);
     for (const [scenario, statement] of [
       ['the unnamed statement, bound again', ''],
       ['a named statement', 'corpus_raw_named'],
     ] as const) {
-      const raw = await RawClient.connect(tap.port);
+      const raw = await analystRaw();
       const received: Buffer[] = [];
       try {
-        raw.startup([['user', ANALYST], ['database', DATABASE]]);
-        await raw.message();
-        raw.write(passwordMessage(analystToken));
-        await raw.until('Z');
-        const bind = typedFrame('B', Buffer.concat([cstr(''), cstr(statement), none, none, none]));
-        const execute = typedFrame('E', Buffer.concat([cstr(''), Buffer.alloc(4)]));
-        raw.write(Buffer.concat([typedFrame('P', Buffer.concat([cstr(statement), cstr('SELECT full_name FROM customers'), none])), bind, execute, typedFrame('S')]));
+        const bind = frontend.bind('', statement);
+        const execute = frontend.execute('');
+        raw.write(Buffer.concat([frontend.parse(statement, 'SELECT full_name FROM customers'), bind, execute, frontend.sync]));
         await raw.until('Z');
         await usePolicies(NAMES_MASKED);
         count('policy reload');
@@ -494,24 +498,12 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
   // reloads or before a reload that landed mid-request). Whatever pgward does after a reload —
   // prepare again, refuse, or end the session — none of the names the new policies mask may arrive.
   it('nothing planned before a policy reload runs after it, whatever the client sent before', async () => {
-    const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
-    const none = Buffer.from([0, 0]);
-    const parse = (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstr(name), cstr(sql), none]));
-    const bind = (portal: string, statement: string): Buffer => typedFrame('B', Buffer.concat([cstr(portal), cstr(statement), none, none, none]));
-    const execute = (portal: string, rows = 0): Buffer => {
-      const limit = Buffer.alloc(4);
-      limit.writeInt32BE(rows);
-      return typedFrame('E', Buffer.concat([cstr(portal), limit]));
-    };
-    const close = (name: string): Buffer => typedFrame('C', Buffer.concat([Buffer.from('S'), cstr(name)]));
-    const query = (sql: string): Buffer => typedFrame('Q', `${sql}\0`);
-    const sync = typedFrame('S');
-    const flush = typedFrame('H');
+    const { parse, bind, execute, closeStatement: close, query, sync, flush } = frontend;
     const names = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
     /** Bytes to send, then what ends their answer: ReadyForQuery (`zs` of them), or a BindComplete for a batch left open. */
     type Step = { send: Buffer; zs?: number; until?: '1' | '2' | 'C' | 'E' | 'G'; reloadAfterMs?: number } | 'reload' | 'reload back';
     const run = (...parts: Buffer[]): Step => ({ send: Buffer.concat(parts) });
-    const copyIn = typedFrame('c');
+    const copyIn = frontend.copyDone;
     /** `answers`: the session must stay usable and answer the last use with (masked) rows. */
     const scenarios: Array<{ name: string; steps: Step[]; copy?: true; answers?: true }> = [
       { name: 'unnamed statement, a Parse of it skipped after an error, reload', steps: [run(parse('', names), sync), run(parse('zz', 'SELEC'), parse('', 'SELECT 1'), sync), 'reload', run(bind('', ''), execute(''), sync)] },
@@ -550,14 +542,10 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       const base = scenario.copy ? withCopy(POLICIES) : POLICIES;
       const changed = scenario.copy ? withCopy(NAMES_MASKED) : NAMES_MASKED;
       if (scenario.copy) await usePolicies(base);
-      const raw = await RawClient.connect(tap.port);
+      const raw = await analystRaw();
       let reloaded = false;
       const received: Buffer[] = [];
       try {
-        raw.startup([['user', ANALYST], ['database', DATABASE]]);
-        await raw.message();
-        raw.write(passwordMessage(analystToken));
-        await raw.until('Z');
         for (const step of scenario.steps) {
           if (step === 'reload' || step === 'reload back') {
             await usePolicies(step === 'reload' ? changed : base);
@@ -596,16 +584,7 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
 
   it('after a policy reload, statements are prepared again before their next use, and what cannot be is refused', async () => {
     const names = world.visible.map((c) => c.fullName);
-    const cstr = (x: string): Buffer => Buffer.concat([Buffer.from(x, 'utf8'), Buffer.from([0])]);
-    const none = Buffer.from([0, 0]);
-    const parse = (name: string, sql: string): Buffer => typedFrame('P', Buffer.concat([cstr(name), cstr(sql), none]));
-    const bind = (portal: string, statement: string): Buffer => typedFrame('B', Buffer.concat([cstr(portal), cstr(statement), none, none, none]));
-    const execute = (portal: string, rows = 0): Buffer => {
-      const limit = Buffer.alloc(4);
-      limit.writeInt32BE(rows);
-      return typedFrame('E', Buffer.concat([cstr(portal), limit]));
-    };
-    const sync = typedFrame('S');
+    const { parse, bind, execute, sync } = frontend;
     /** Every message up to the next ReadyForQuery, as type letters (errors with their SQLSTATE), and the bytes. */
     const exchange = async (raw: RawClient, bytes: Buffer): Promise<{ types: string[]; text: string }> => {
       raw.write(bytes);
@@ -621,12 +600,8 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       }
     };
     const shows = (text: string): string[] => names.filter((n) => text.includes(n));
-    const raw = await RawClient.connect(tap.port);
+    const raw = await analystRaw();
     try {
-      raw.startup([['user', ANALYST], ['database', DATABASE]]);
-      await raw.message();
-      raw.write(passwordMessage(analystToken));
-      await raw.until('Z');
       const first = `SELECT full_name FROM customers ORDER BY id LIMIT 2`;
       const second = `SELECT full_name FROM customers ORDER BY id DESC LIMIT 2`;
       const before = await exchange(raw, Buffer.concat([parse('corpus_a', first), parse('corpus_b', second), parse('', first), sync]));
@@ -829,7 +804,7 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
   });
 
   it('protocol-level tricks: fast-path calls, NUL bytes, invalid UTF-8, refused Parse then Bind', async () => {
-    const raw = await RawClient.connect(tap.port);
+    const raw = await analystRaw();
     const problems: string[] = [];
     const frames: Buffer[] = [];
     const exchange = async (bytes: Buffer): Promise<Buffer[]> => {
@@ -854,11 +829,6 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       return b;
     };
     try {
-      raw.startup([['user', ANALYST], ['database', DATABASE]]);
-      await raw.message();
-      raw.write(passwordMessage(analystToken));
-      await raw.until('Z');
-
       // Fast-path FunctionCall of lo_import's oid (764) and of an arbitrary function oid.
       for (const oid of [764, 1242, 2170]) {
         const call = typedFrame('F', Buffer.concat([int32(oid), int16(1), int16(0), int16(1), int32(11), Buffer.from('/etc/passwd'), int16(0)]));
