@@ -93,6 +93,12 @@ export class StatementGuard {
    * closes the name itself.
    */
   private readonly refusedStatements = new Map<string, PreparedText>();
+  /**
+   * Names SQL-level PREPARE created since the first policy change (earlier ones end the session at
+   * a change). After a change, a use of a name pgward knows from neither is refused as the server
+   * would (26000): should its tracking ever miss a statement, that statement is not run unchecked.
+   */
+  private readonly sqlPreparedSinceChange = new Set<string>();
   /** A statement name no client uses: refusals in place of Bind, Describe or Execute are Parses of it. */
   private readonly refusalStatement = `pgward_refused_${randomBytes(6).toString('hex')}`;
 
@@ -267,6 +273,9 @@ export class StatementGuard {
       if (portal !== undefined) this.portalsInBatch.add(portal);
     };
     const candidates = statement === undefined ? [] : this.statementTexts(statement);
+    if (statement !== undefined && this.generation > 0 && candidates.length === 0 && !this.protocol.statement(statement).pending && !this.sqlPreparedSinceChange.has(statement)) {
+      return this.refuseInPlace(Errors.statementRefused('26000', statement === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${statement}" does not exist`));
+    }
     if (statement === undefined || candidates.every((t) => t.generation === this.generation)) {
       use();
       return undefined;
@@ -390,8 +399,8 @@ export class StatementGuard {
     if (tag === 'SELECT') return;
     if (DDL_COMMAND.test(tag)) this.guard.onCatalogChange();
     if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') {
-      this.protocol.forgetAll();
-      this.refusedStatements.clear();
+      this.protocol.forgetNamed();
+      for (const name of [...this.refusedStatements.keys()]) if (name !== '') this.refusedStatements.delete(name);
     }
   };
 
@@ -428,7 +437,12 @@ export class StatementGuard {
 
   /** PREPARE and DECLARE CURSOR leave state planned under the current policies. */
   private notePlannedState(decision: RewriteDecision): void {
-    if (decision.kind !== 'deny' && decision.statements.some((statement) => statement.deferred !== undefined)) this.holdsSqlLevelPlans = true;
+    if (decision.kind === 'deny') return;
+    for (const statement of decision.statements) {
+      if (statement.deferred === undefined) continue;
+      this.holdsSqlLevelPlans = true;
+      if (statement.deferred.kind === 'prepared' && this.generation > 0) this.sqlPreparedSinceChange.add(statement.deferred.name);
+    }
   }
 
   private decide(sql: string, protocol: 'simple' | 'extended'): RewriteDecision {

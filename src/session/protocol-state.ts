@@ -102,10 +102,9 @@ export class ProtocolState {
     this.copyEnds += 1;
   }
 
-  /** SQL-level DEALLOCATE ALL or DISCARD ALL completed: no prepared statement is left. */
-  forgetAll(): void {
-    this.prepared.clear();
-    this.preparedBytes = 0;
+  /** SQL-level DEALLOCATE ALL or DISCARD ALL completed: no named statement is left (the unnamed one is kept apart and stays). */
+  forgetNamed(): void {
+    for (const name of [...this.prepared.keys()]) if (name !== '') this.forget(name);
   }
 
   /**

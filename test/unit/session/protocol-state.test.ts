@@ -194,12 +194,15 @@ describe('ProtocolState', () => {
     expect(p.lost).toBe(false);
   });
 
-  it('DEALLOCATE ALL or DISCARD ALL leaves no statement', () => {
+  it('DEALLOCATE ALL or DISCARD ALL leaves no named statement, and the unnamed one as it was', () => {
     const p = new ProtocolState();
     p.sentParse('s', text('SELECT 1'));
+    p.sentParse('', text('SELECT 2'));
     p.reply(Backend.ParseComplete);
-    p.forgetAll();
+    p.reply(Backend.ParseComplete);
+    p.forgetNamed();
     expect(p.statement('s')).toEqual({ pending: false, texts: [] });
+    expect(p.statement('')).toEqual({ pending: false, texts: [text('SELECT 2')] });
   });
 
   it('stays cheap and correct over a deep pipeline', () => {
