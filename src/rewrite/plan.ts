@@ -50,6 +50,8 @@ export interface StatementPlan {
   readonly deferred?: { readonly kind: 'cursor' | 'prepared'; readonly name: string; readonly columns: readonly OutputColumn[] };
   /** EXECUTE, also inside EXPLAIN or CREATE TABLE AS: the prepared statement it runs. */
   readonly executes?: string;
+  /** FETCH and MOVE: the cursor (portal) they read, which may be a protocol-level portal. */
+  readonly fetches?: string;
 }
 
 export type RewriteDecision =
@@ -197,6 +199,7 @@ interface Draft {
   readonly columns?: readonly OutputColumn[];
   readonly deferred?: StatementPlan['deferred'];
   readonly executes?: string;
+  readonly fetches?: string;
 }
 
 const COMPUTED = { kind: 'computed' } as const;
@@ -235,7 +238,7 @@ function statement(a: Analyzer, node: Node): Draft {
     a.freeExpressions(node.ExecuteStmt.params);
     return { command: 'EXECUTE', action: 'misc', executes: node.ExecuteStmt.name ?? '' };
   }
-  if ('FetchStmt' in node) return { command: node.FetchStmt.ismove ? 'MOVE' : 'FETCH', action: 'misc' };
+  if ('FetchStmt' in node) return { command: node.FetchStmt.ismove ? 'MOVE' : 'FETCH', action: 'misc', fetches: node.FetchStmt.portalname ?? '' };
   if ('CopyStmt' in node) return copy(a, node.CopyStmt);
   if ('VariableSetStmt' in node) return setting(node.VariableSetStmt);
   if ('TransactionStmt' in node) return { command: TRANSACTION_COMMANDS[node.TransactionStmt.kind ?? ''] ?? 'TRANSACTION', action: 'misc' };
@@ -535,6 +538,7 @@ function planStatements(input: RewriteInput): RewriteDecision {
         columns: draft.columns ?? [],
         ...(draft.deferred ? { deferred: draft.deferred } : {}),
         ...(draft.executes !== undefined ? { executes: draft.executes } : {}),
+        ...(draft.fetches !== undefined ? { fetches: draft.fetches } : {}),
       },
     });
   }

@@ -344,15 +344,23 @@ export class StatementGuard {
     return encodeParse({ name: this.refusalStatement, query: this.refuse(error, ''), parameterTypes: [] });
   }
 
-  /** EXECUTE of a protocol-level statement planned under older policies is refused: it would run as planned. */
+  /**
+   * After a policy change, SQL that runs what the protocol prepared is checked like the protocol
+   * messages: EXECUTE of a statement planned under older policies, and FETCH or MOVE of a portal
+   * the fence does not allow, are refused; they would run as planned.
+   */
   private checkExecutes(decision: RewriteDecision): RewriteDecision {
     if (decision.kind === 'deny' || this.generation === 0) return decision;
-    const index = decision.statements.findIndex(
-      (s) => s.executes !== undefined && (this.lostAfterChange || this.statementTexts(s.executes).some((t) => t.generation !== this.generation)),
-    );
-    if (index < 0) return decision;
-    const error = staleError('prepared statement', decision.statements[index]!.executes!);
-    return { kind: 'deny', sqlstate: error.code, message: error.message, statementIndex: index };
+    for (const [index, s] of decision.statements.entries()) {
+      let error: PgwardError | undefined;
+      if (s.executes !== undefined && (this.lostAfterChange || this.statementTexts(s.executes).some((t) => t.generation !== this.generation))) {
+        error = staleError('prepared statement', s.executes);
+      } else if (s.fetches !== undefined && (this.lostAfterChange || !this.portalAllowed(s.fetches))) {
+        error = staleError('portal', s.fetches);
+      }
+      if (error) return { kind: 'deny', sqlstate: error.code, message: error.message, statementIndex: index };
+    }
+    return decision;
   }
 
   /** Upstream → client ErrorResponse frames: a marker's syntax error becomes the refusal it stands for. */

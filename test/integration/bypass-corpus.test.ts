@@ -529,6 +529,11 @@ describe.each(inject('servers'))('bypass corpus (PostgreSQL $major)', (server: T
       { name: 'unnamed statement, DISCARD ALL through the extended protocol, reload', steps: [run(parse('', names), sync), run(parse('corpus_d2', 'DISCARD ALL'), bind('', 'corpus_d2'), execute(''), sync), 'reload', run(bind('', ''), execute(''), sync)] },
       // A statement SQL-level PREPARE creates after a reload is planned under the new policies: usable through the protocol.
       { name: 'reload, SQL-level PREPARE, then a protocol Bind of it', answers: true, steps: ['reload', run(query(`PREPARE corpus_q AS ${names}`)), run(bind('', 'corpus_q'), execute(''), sync)] },
+      // SQL-level FETCH and MOVE address protocol-level portals by name.
+      { name: 'portal bound in a transaction, reload, SQL FETCH of it', steps: [run(query('BEGIN')), run(parse('corpus_f1', names), bind('corpus_pf', 'corpus_f1'), sync), 'reload', run(query('FETCH ALL FROM corpus_pf'))] },
+      { name: 'portal bound in a transaction, reload, FETCH of it through the extended protocol', steps: [run(query('BEGIN')), run(parse('corpus_f2', names), bind('corpus_pf2', 'corpus_f2'), sync), 'reload', run(parse('', 'FETCH ALL FROM corpus_pf2'), bind('', ''), execute(''), sync)] },
+      { name: 'portal bound and left open with Flush, reload, SQL FETCH of it', steps: [{ send: Buffer.concat([parse('', names), bind('corpus_pf3', ''), flush]), until: '2' }, 'reload', run(query('FETCH ALL FROM corpus_pf3'))] },
+      { name: 'portal bound in a transaction, reload, SQL MOVE then FETCH', steps: [run(query('BEGIN')), run(parse('corpus_f4', names), bind('corpus_pf4', 'corpus_f4'), sync), 'reload', run(query('MOVE 0 IN corpus_pf4; FETCH ALL FROM corpus_pf4'))] },
       // A Parse or Close in an earlier batch of the same write may fail without skipping the use.
       { name: 'reload, duplicate-name Parse and a use pipelined across a Sync', steps: [run(parse('corpus_x1', names), sync), 'reload', { send: Buffer.concat([parse('corpus_x1', 'SELECT 1'), sync, bind('', 'corpus_x1'), execute(''), sync]), zs: 2 }] },
       { name: 'reload, Close skipped after an error and a use pipelined across a Sync', steps: [run(parse('corpus_x2', names), sync), 'reload', { send: Buffer.concat([parse('zz', 'SELEC'), close('corpus_x2'), sync, bind('', 'corpus_x2'), execute(''), sync]), zs: 2 }] },
