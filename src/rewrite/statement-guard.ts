@@ -291,6 +291,7 @@ export class StatementGuard {
     // Nothing is on its way, so there is one candidate: the server's statement, or one pgward closed.
     const text = candidates[0]!;
     const decision = this.checkExecutes(this.admit(this.decide(text.query, 'extended')));
+    this.notePlannedState(decision);
     this.protocol.sentClose(statement, true);
     let parse: Buffer;
     if (decision.kind === 'deny') {
