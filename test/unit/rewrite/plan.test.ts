@@ -445,6 +445,14 @@ describe('statements', () => {
     denied(w.plan('DECLARE c2 CURSOR FOR SELECT * FROM customers'));
   });
 
+  it('names the prepared statement EXECUTE runs and the cursor FETCH and MOVE read (checked after a policy change)', () => {
+    expect(plans(w.plan('EXECUTE p1(1)'))[0]).toMatchObject({ executes: 'p1' });
+    expect(plans(w.plan('EXPLAIN EXECUTE "Mixed Case"', builder))[0]).toMatchObject({ command: 'EXPLAIN', executes: 'Mixed Case' });
+    expect(plans(w.plan('FETCH ALL FROM c1'))[0]).toMatchObject({ fetches: 'c1' });
+    expect(plans(w.plan('MOVE 0 IN "C 2"'))[0]).toMatchObject({ command: 'MOVE', fetches: 'C 2' });
+    expect(plans(w.plan('SELECT 1'))[0]).not.toHaveProperty('executes');
+  });
+
   it('COPY (query) TO STDOUT is rewritten; COPY table TO STDOUT becomes a query over the protected table', () => {
     expect(outline(rewritten(w.plan('COPY (SELECT ssn FROM customers) TO STDOUT WITH (FORMAT csv)')))).toBe(
       'COPY (SELECT ssn FROM <public.customers> AS customers) TO STDOUT WITH (FORMAT csv)',
