@@ -41,7 +41,7 @@ export function deparseStatement(node: Node): string {
 }
 
 // Source positions: they differ between any two texts of the same statement.
-const POSITION_KEYS = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end', 'name_location']);
+export const POSITION_KEYS: ReadonlySet<string> = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end', 'name_location']);
 
 /**
  * A copy of a parse tree without source positions (every position key the

@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseSync, scanSync } from 'libpg-query';
 import type { A_Const, Node, RawStmt } from 'libpg-query';
-import { deparseStatement } from './deparse.js';
+import { deparseStatement, POSITION_KEYS } from './deparse.js';
 import type { RewriteDecision, StatementPlan } from './plan.js';
 
 /** How the rewriter tells constants apart (pushdown.ts constantType): a template holds for one kind per slot. */
@@ -59,7 +59,6 @@ function kindOf(c: A_Const): LiteralKind | undefined {
   return undefined; // booleans and bit strings have too few values to template; they stay in the key
 }
 
-const POSITION_KEYS = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end', 'name_location']);
 
 /**
  * Larger statements are cached by their text only: building a template costs two extra rewrites,

@@ -8,7 +8,7 @@ import { decodeErrorFields, encodeErrorResponse } from '../protocol/backend-mess
 import { Backend, Frontend } from '../protocol/codes.js';
 import type { FrameVerdict } from '../protocol/frame-scanner.js';
 import { decodeBindNames, decodeParse, decodeQuery, decodeTarget, encodeCloseStatement, encodeParse, encodeQuery } from '../protocol/frontend-messages.js';
-import { ProtocolState, type PreparedText } from '../session/protocol-state.js';
+import { ProtocolState, type PreparedText, type StatementCandidates } from '../session/protocol-state.js';
 import type { Catalog } from './catalog.js';
 import type { PlanCache } from './plan-cache.js';
 import { planRewrite, type RewriteDecision } from './plan.js';
@@ -37,6 +37,8 @@ export interface GuardContext {
 /** ReadyForQuery transaction status bytes. */
 const IDLE = 0x49; // 'I'
 const FAILED = 0x45; // 'E'
+
+const NO_STATEMENT: StatementCandidates = { pending: false, texts: [] };
 
 /** What a client gets for using a statement or portal planned under policies that have since changed. */
 function staleError(what: 'prepared statement' | 'portal', name: string): PgwardError {
@@ -131,7 +133,6 @@ export class StatementGuard {
     return this.holdsSqlLevelPlans || this.protocol.lost;
   }
 
-
   /** Whether a policy context decides exactly as the current one. */
   sameContext(policy: PolicyContext): boolean {
     return contextKey(policy) === this.context;
@@ -142,10 +143,11 @@ export class StatementGuard {
    * statements planned before are prepared again before their next use (see onBindOrDescribe).
    */
   updatePolicy(policy: PolicyContext, bundle: PolicyBundle): void {
-    const changed = !this.sameContext(policy);
+    const context = contextKey(policy);
+    const changed = context !== this.context;
     this.guard.policy = policy;
     this.guard.bundle = bundle;
-    this.context = contextKey(policy);
+    this.context = context;
     if (!changed) return;
     this.generation += 1;
     this.portalsInBatch.clear();
@@ -272,8 +274,8 @@ export class StatementGuard {
       this.protocol.sentBind(portal, this.generation);
       if (portal !== undefined) this.portalsInBatch.add(portal);
     };
-    const candidates = statement === undefined ? [] : this.statementTexts(statement);
-    if (statement !== undefined && this.generation > 0 && candidates.length === 0 && !this.protocol.statement(statement).pending && !this.sqlPreparedSinceChange.has(statement)) {
+    const { pending, texts: candidates } = statement === undefined ? NO_STATEMENT : this.statementTexts(statement);
+    if (statement !== undefined && this.generation > 0 && candidates.length === 0 && !pending && !this.sqlPreparedSinceChange.has(statement)) {
       return this.refuseInPlace(Errors.statementRefused('26000', statement === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${statement}" does not exist`));
     }
     if (statement === undefined || candidates.every((t) => t.generation === this.generation)) {
@@ -323,10 +325,10 @@ export class StatementGuard {
    * policies refuse it, marked older than any generation so that it is prepared again (and refused
    * again, or allowed).
    */
-  private statementTexts(name: string): readonly PreparedText[] {
+  private statementTexts(name: string): StatementCandidates {
     const found = this.protocol.statement(name);
     const refused = found.pending ? undefined : this.refusedStatements.get(name);
-    return refused ? [...found.texts, { ...refused, generation: -1 }] : found.texts;
+    return refused ? { pending: false, texts: [...found.texts, { ...refused, generation: -1 }] } : found;
   }
 
   /** Replies stopped matching after a policy change: no statement or portal use can be vouched for. */
@@ -354,7 +356,7 @@ export class StatementGuard {
     if (decision.kind === 'deny' || this.generation === 0) return decision;
     for (const [index, s] of decision.statements.entries()) {
       let error: PgwardError | undefined;
-      if (s.executes !== undefined && (this.lostAfterChange || this.statementTexts(s.executes).some((t) => t.generation !== this.generation))) {
+      if (s.executes !== undefined && (this.lostAfterChange || this.statementTexts(s.executes).texts.some((t) => t.generation !== this.generation))) {
         error = staleError('prepared statement', s.executes);
       } else if (s.fetches !== undefined && (this.lostAfterChange || !this.portalAllowed(s.fetches))) {
         error = staleError('portal', s.fetches);

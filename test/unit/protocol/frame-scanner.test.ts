@@ -2,15 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { PgwardError } from '../../../src/errors.js';
 import { FrameScanner, type FrameVerdict } from '../../../src/protocol/frame-scanner.js';
 import { FRONTEND_TYPES, typeTable } from '../../../src/protocol/codes.js';
+import { typedFrame } from '../../helpers/raw-client.js';
 
-function frame(type: string, body: Buffer | string = ''): Buffer {
-  const payload = typeof body === 'string' ? Buffer.from(body) : body;
-  const out = Buffer.alloc(5 + payload.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + payload.length, 1);
-  payload.copy(out, 5);
-  return out;
-}
+const frame = typedFrame;
 
 interface Run {
   output: Buffer;
